@@ -1,0 +1,3 @@
+"""dify_lambda.infra."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""dify_lambda.packaging."""
+
+__all__: list[str] = []

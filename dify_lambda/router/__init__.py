@@ -1,0 +1,3 @@
+"""dify_lambda.router."""
+
+__all__: list[str] = []

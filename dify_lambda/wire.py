@@ -1,0 +1,223 @@
+"""The wire contract shared by the handler (server side) and the router (client side).
+
+This module is the only place both may import. It must stay light: standard library and pydantic
+only, never ``dify_plugin`` (which gevent-patches the process on import) and never boto3.
+
+The formats follow the SDK's own serverless mode byte for byte (docs/wire-protocol.md):
+``POST <url>/invoke?action=<action>`` with a JSON request envelope, answered by compact JSON event
+lines each followed by ``"\\n\\n"``; the stream always ends with a session ``end`` message.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- HTTP surface --------------------------------------------------------------------------------
+
+INVOKE_PATH = "/invoke"
+HEALTH_PATH = "/health"
+#: Header the daemon sends with every call; also echoed as ``session_id`` in the body.
+SESSION_ID_HEADER = "Dify-Plugin-Session-ID"
+#: Header carrying the shared secret for ``AuthType: NONE`` URLs (what the router sends).
+SECRET_HEADER = "X-Dify-Lambda-Secret"  # noqa: S105 - a header name, not a secret
+#: What the SDK's Flask server answers with (Flask's default); the daemon does not check it.
+RESPONSE_CONTENT_TYPE = "text/html; charset=utf-8"
+HEALTH_BODY = b"OK"
+LINE_DELIMITER = b"\n\n"
+
+MIB = 1024 * 1024
+#: Lambda function URL request payload limit (Lambda "MB" are MiB).
+FUNCTION_URL_MAX_REQUEST_BYTES = 6 * MIB
+#: What the daemon allows per request envelope, leaving a margin under the URL limit.
+MAX_REQUEST_BYTES = 5 * MIB
+#: Longest single event line the daemon's scanner accepts (must stay strictly below).
+MAX_LINE_BYTES = 5 * MIB
+
+# --- Identity of deployed functions (tags, stack outputs, environment) ---------------------------
+
+TAG_MANAGED = "dify-lambda:managed"
+TAG_PLUGIN_ID = "dify-lambda:plugin-id"
+TAG_UNIQUE_IDENTIFIER = "dify-lambda:unique-identifier"
+TAG_CHECKSUM = "dify-lambda:checksum"
+#: Providers joined by spaces (AWS tag values may not contain commas).
+TAG_PROVIDERS = "dify-lambda:providers"
+TAG_AUTH = "dify-lambda:auth"
+PROVIDERS_SEPARATOR = " "
+
+OUTPUT_FUNCTION_URL = "FunctionUrl"
+OUTPUT_FUNCTION_NAME = "FunctionName"
+OUTPUT_FUNCTION_ARN = "FunctionArn"
+OUTPUT_PLUGIN_ID = "PluginId"
+OUTPUT_PROVIDERS = "Providers"
+OUTPUT_UNIQUE_IDENTIFIER = "PluginUniqueIdentifier"
+
+ALIAS_NAME = "live"
+
+
+# --- Actions -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One model action: its name, the model type it is sent with, and the host's dispatch path."""
+
+    action: str
+    model_type: str | None
+    dispatch_path: str
+    #: True when the host reads a stream of several payloads (LLM chunks, TTS audio).
+    streaming: bool = False
+
+
+MODEL_ACTIONS: dict[str, ActionSpec] = {
+    spec.action: spec
+    for spec in (
+        ActionSpec("invoke_llm", "llm", "llm/invoke", streaming=True),
+        ActionSpec("get_llm_num_tokens", "llm", "llm/num_tokens"),
+        ActionSpec("invoke_text_embedding", "text-embedding", "text_embedding/invoke"),
+        ActionSpec("invoke_multimodal_embedding", "text-embedding", "multimodal_embedding/invoke"),
+        ActionSpec("get_text_embedding_num_tokens", "text-embedding", "text_embedding/num_tokens"),
+        ActionSpec("invoke_rerank", "rerank", "rerank/invoke"),
+        ActionSpec("invoke_multimodal_rerank", "rerank", "multimodal_rerank/invoke"),
+        ActionSpec("invoke_tts", "tts", "tts/invoke", streaming=True),
+        ActionSpec("get_tts_model_voices", "tts", "tts/model/voices"),
+        ActionSpec("invoke_speech2text", "speech2text", "speech2text/invoke"),
+        ActionSpec("invoke_moderation", "moderation", "moderation/invoke"),
+        ActionSpec("validate_provider_credentials", None, "model/validate_provider_credentials"),
+        ActionSpec("validate_model_credentials", None, "model/validate_model_credentials"),
+        ActionSpec("get_ai_model_schemas", None, "model/schema"),
+        ActionSpec("start_polling", "llm", "model/polling/start"),
+        ActionSpec("check_polling", "llm", "model/polling/check"),
+    )
+}
+ACTIONS_BY_DISPATCH_PATH: dict[str, ActionSpec] = {s.dispatch_path: s for s in MODEL_ACTIONS.values()}
+#: Actions whose list inputs may be split into serial batches and merged (daemon behaviour).
+BATCHABLE_ACTIONS = frozenset({"invoke_text_embedding", "get_text_embedding_num_tokens"})
+
+MODEL_TYPES = ("llm", "text-embedding", "rerank", "speech2text", "moderation", "tts", "text2img")
+ACCESS_TYPES = (
+    "tool",
+    "model",
+    "endpoint",
+    "agent_strategy",
+    "oauth",
+    "datasource",
+    "dynamic_parameter",
+    "trigger",
+)
+
+
+# --- Request envelope ----------------------------------------------------------------------------
+
+
+class ActionData(BaseModel):
+    """The ``data`` object of a request: routing keys plus the action's own fields (kept as extras)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    user_id: str
+    type: str
+    action: str
+
+
+class RequestEnvelope(BaseModel):
+    """``POST /invoke`` body, as the daemon's ``Session.Message("request", data)`` writes it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    session_id: str
+    conversation_id: str | None = None
+    message_id: str | None = None
+    app_id: str | None = None
+    endpoint_id: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    event: Literal["request"]
+    data: ActionData
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def build_envelope(
+    action: str,
+    data: dict[str, Any],
+    *,
+    user_id: str,
+    session_id: str | None = None,
+    access_type: str = "model",
+) -> dict[str, Any]:
+    """Build the request envelope exactly as the daemon does (``type``/``action`` inside ``data``)."""
+    body = {"user_id": user_id, "type": access_type, "action": action, **data}
+    return {
+        "session_id": session_id or new_session_id(),
+        "conversation_id": None,
+        "message_id": None,
+        "app_id": None,
+        "endpoint_id": None,
+        "context": {},
+        "event": "request",
+        "data": body,
+    }
+
+
+def encode_envelope(envelope: dict[str, Any]) -> bytes:
+    """Compact JSON, as Go's encoder writes it (no spaces)."""
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- Event lines ---------------------------------------------------------------------------------
+
+SessionMessageType = Literal["stream", "end", "error", "invoke"]
+EventType = Literal["session", "log", "error", "heartbeat"]
+
+
+class SessionMessage(BaseModel):
+    type: SessionMessageType
+    data: Any = None
+
+
+class EventLine(BaseModel):
+    """One ``PluginUniversalEvent`` line of the response stream."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: EventType
+    session_id: str | None = None
+    data: Any = None
+
+
+class ErrorData(BaseModel):
+    """``data`` of a session ``error`` message: ``{error_type, message, args}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error_type: str
+    message: str
+    args: dict[str, Any] | None = None
+
+
+def encode_event(event: str, session_id: str | None, data: Any) -> bytes:
+    """Encode one event line plus its delimiter, compact, key order ``event, session_id, data``."""
+    line = json.dumps(
+        {"event": event, "session_id": session_id, "data": data}, separators=(",", ":"), ensure_ascii=False
+    )
+    return line.encode() + LINE_DELIMITER
+
+
+def session_line(session_id: str, message_type: SessionMessageType, data: Any) -> bytes:
+    return encode_event("session", session_id, {"type": message_type, "data": data})
+
+
+def end_line(session_id: str) -> bytes:
+    return session_line(session_id, "end", {})
+
+
+def error_line(session_id: str, error_type: str, message: str, args: dict[str, Any] | None = None) -> bytes:
+    return session_line(
+        session_id, "error", {"error_type": error_type, "message": message, "args": args or {}}
+    )

@@ -1,0 +1,23 @@
+import json
+
+from dify_lambda import wire
+
+
+def test_envelope_puts_type_and_action_inside_data() -> None:
+    env = wire.build_envelope("invoke_llm", {"provider": "p"}, user_id="u1", session_id="s1")
+    assert "type" not in env and "action" not in env
+    assert env["data"] == {"user_id": "u1", "type": "model", "action": "invoke_llm", "provider": "p"}
+    parsed = wire.RequestEnvelope.model_validate(env)
+    assert parsed.data.action == "invoke_llm"
+
+
+def test_event_lines_are_compact_and_delimited() -> None:
+    line = wire.end_line("s1")
+    assert line == b'{"event":"session","session_id":"s1","data":{"type":"end","data":{}}}\n\n'
+    assert json.loads(line)["data"]["type"] == "end"
+
+
+def test_every_dispatch_path_maps_back_to_its_action() -> None:
+    for action, spec in wire.MODEL_ACTIONS.items():
+        assert wire.ACTIONS_BY_DISPATCH_PATH[spec.dispatch_path].action == action
+    assert len(wire.MODEL_ACTIONS) == 16
