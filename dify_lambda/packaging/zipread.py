@@ -1,0 +1,168 @@
+"""Decode a zip archive without trusting anything in it.
+
+Every entry name is checked before anything is read; entries are inflated in bounded chunks and the
+bytes actually produced are counted against the caps (header sizes are only a first, cheap check).
+Directory entries are accepted when harmless and then dropped, as the daemon's decoder does.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from dify_lambda.packaging.errors import PackageTooLargeError, UnsafePackageError
+from dify_lambda.packaging.limits import ReadLimits, five_largest
+
+__all__ = ["ZipContents", "check_entry_name", "read_zip"]
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_MAX_NAME_CHARS = 1024
+_CHUNK = 64 * 1024
+_SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+@dataclass(frozen=True, slots=True)
+class ZipContents:
+    """File entries in archive order, their bytes, and the archive comment."""
+
+    order: tuple[str, ...]
+    files: dict[str, bytes]
+    comment: bytes
+
+
+def check_entry_name(name: str) -> str | None:
+    """Why ``name`` is unsafe as a relative ``/`` path inside a package, or None when it is fine.
+
+    A trailing ``/`` (a directory entry) is allowed; everything else must be a plain relative path.
+    """
+    if not name:
+        return "empty entry name"
+    if len(name) > _MAX_NAME_CHARS:
+        return f"entry name longer than {_MAX_NAME_CHARS} characters"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        return "control character in entry name"
+    if "\\" in name:
+        return "backslash in entry name (Windows path trick)"
+    if name.startswith("/") or _DRIVE.match(name):
+        return "absolute path"
+    parts = name.removesuffix("/").split("/")
+    if ".." in parts:
+        return "path traversal ('..')"
+    if "." in parts or "" in parts:
+        return "non-canonical path ('.' or empty segment)"
+    return None
+
+
+def _entry_kind(info: zipfile.ZipInfo) -> str | None:
+    """'symlink' / 'special file' for Unix modes that are not plain files or directories."""
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if kind in (0, stat.S_IFREG, stat.S_IFDIR):
+        return None
+    return "symlink" if kind == stat.S_IFLNK else "special file"
+
+
+def _open_archive(data: bytes, name: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise UnsafePackageError(f"{name}: not a zip archive") from None
+    except (OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise UnsafePackageError(f"{name}: unreadable zip archive ({type(exc).__name__})") from None
+
+
+def _check_infos(infos: list[zipfile.ZipInfo], name: str, limits: ReadLimits) -> None:
+    if len(infos) > limits.max_entries:
+        raise PackageTooLargeError(f"{name}: {len(infos)} entries, over the limit of {limits.max_entries}")
+    seen: set[str] = set()
+    for info in infos:
+        entry = info.orig_filename
+        problem = check_entry_name(entry)
+        if problem:
+            raise UnsafePackageError(f"{name}: unsafe entry {entry!r}: {problem}")
+        if entry in seen:
+            raise UnsafePackageError(f"{name}: duplicate entry {entry!r}")
+        seen.add(entry)
+        kind = _entry_kind(info)
+        if kind:
+            raise UnsafePackageError(f"{name}: {kind} entry {entry!r} is not allowed")
+        if info.flag_bits & 0x41:  # bit 0: encrypted, bit 6: strong encryption
+            raise UnsafePackageError(f"{name}: encrypted entry {entry!r} is not allowed")
+        if info.compress_type not in _SUPPORTED_METHODS:
+            raise UnsafePackageError(
+                f"{name}: entry {entry!r} uses compression method {info.compress_type} (only stored/deflate)"
+            )
+        if entry.endswith("/") and info.file_size:
+            raise UnsafePackageError(f"{name}: directory entry {entry!r} carries data")
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_uncompressed_bytes:
+        raise PackageTooLargeError(
+            f"{name}: {declared} bytes uncompressed, "
+            f"over the limit of {limits.max_uncompressed_bytes} bytes; "
+            f"largest files: {five_largest((i.orig_filename, i.file_size) for i in infos)}"
+        )
+    files = {i.orig_filename for i in infos if not i.orig_filename.endswith("/")}
+    for info in infos:
+        if info.orig_filename.endswith("/") and info.orig_filename[:-1] in files:
+            raise UnsafePackageError(
+                f"{name}: {info.orig_filename[:-1]!r} is both a file and a directory entry"
+            )
+    for entry in files:
+        parts = entry.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in files:
+                raise UnsafePackageError(
+                    f"{name}: entry {entry!r} is inside {'/'.join(parts[:depth])!r}, a file"
+                )
+
+
+def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: ReadLimits, total: int) -> bytes:
+    entry = info.orig_filename
+    buf = bytearray()
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(_CHUNK):
+                buf += chunk
+                if total + len(buf) > limits.max_uncompressed_bytes:
+                    raise PackageTooLargeError(
+                        f"{name}: inflates past the limit of {limits.max_uncompressed_bytes} bytes "
+                        f"at entry {entry!r} (header sizes understated)"
+                    )
+                if len(buf) > limits.max_entry_bytes:
+                    raise PackageTooLargeError(
+                        f"{name}: entry {entry!r} exceeds the per-entry limit "
+                        f"of {limits.max_entry_bytes} bytes"
+                    )
+                ratio = len(buf) / max(info.compress_size, 1)
+                if len(buf) > limits.ratio_floor_bytes and ratio > limits.max_ratio:
+                    raise UnsafePackageError(
+                        f"{name}: entry {entry!r} looks like a zip bomb "
+                        f"(compression ratio over {limits.max_ratio:g}:1)"
+                    )
+    except zipfile.BadZipFile as exc:
+        raise UnsafePackageError(f"{name}: entry {entry!r} is corrupt ({exc})") from None
+    except (zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise UnsafePackageError(f"{name}: entry {entry!r} is corrupt ({type(exc).__name__})") from None
+    return bytes(buf)
+
+
+def read_zip(data: bytes, name: str, limits: ReadLimits) -> ZipContents:
+    """Check and inflate every entry of a zip held in memory."""
+    with _open_archive(data, name) as zf:
+        infos = zf.infolist()
+        _check_infos(infos, name, limits)
+        order: list[str] = []
+        files: dict[str, bytes] = {}
+        total = 0
+        for info in infos:
+            if info.orig_filename.endswith("/"):
+                continue
+            content = _inflate(zf, info, name, limits, total)
+            total += len(content)
+            order.append(info.orig_filename)
+            files[info.orig_filename] = content
+        return ZipContents(order=tuple(order), files=files, comment=zf.comment)
