@@ -1,0 +1,51 @@
+"""The SDK-independent helpers of dify_lambda.handlers.plugin (the module imports no SDK at load)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from dify_lambda import wire
+from dify_lambda.handlers.errors import UnsupportedSdkError
+from dify_lambda.handlers.plugin import EXECUTOR_METHODS, check_sdk_version, describe_validation_error
+
+
+def test_importing_the_runtime_module_does_not_import_the_sdk() -> None:
+    assert "dify_plugin" not in sys.modules
+
+
+def test_every_model_action_maps_to_an_executor_method() -> None:
+    assert set(EXECUTOR_METHODS) == set(wire.MODEL_ACTIONS)
+
+
+@pytest.mark.parametrize("version", ["0.10.0", "0.10.2", "0.10.15rc1"])
+def test_supported_versions(version: str) -> None:
+    check_sdk_version(version)
+
+
+@pytest.mark.parametrize("version", ["0.7.4", "0.9.0", "0.11.0", "1.0.0", "garbage"])
+def test_unsupported_versions_are_refused_clearly(version: str) -> None:
+    with pytest.raises(
+        UnsupportedSdkError, match=rf"dify_plugin {version} is not supported: .*>=0\.10,<0\.11"
+    ):
+        check_sdk_version(version)
+
+
+def test_validation_message_names_the_first_field_path() -> None:
+    errors = [
+        {"loc": ("prompt_messages", 0, "role"), "type": "enum", "msg": "Input should be 'user' or 'tool'"},
+        {"loc": ("stop",), "type": "list_type", "msg": "Input should be a valid list"},
+    ]
+    message = describe_validation_error("invoke_llm", errors)
+    assert message == (
+        "invalid request for action invoke_llm: field 'data.prompt_messages.0.role': "
+        "Input should be 'user' or 'tool' [enum] (and 1 more)"
+    )
+
+
+def test_validation_message_hides_custom_validator_text() -> None:
+    errors = [{"loc": ("texts",), "type": "value_error", "msg": "Value error, secret prompt text here"}]
+    message = describe_validation_error("invoke_text_embedding", errors)
+    assert "secret prompt" not in message
+    assert "field 'data.texts': invalid value [value_error]" in message
