@@ -113,15 +113,16 @@ def main() -> int:
         print(f"   route table: {route_file.relative_to(ROOT)}", flush=True)
 
         step("4. call through the router, as the Dify host would")
-        from dify_lambda.router import Router
+        from dify_lambda.router import Router, load_route_file
 
-        router = Router.from_file(route_file)
+        router = Router(load_route_file(route_file))
         credentials = {"api_key": "mock-demo"}
         print("   MockGPT says: ", end="", flush=True)
         started = time.perf_counter()
         first: float | None = None
         usage = None
         for chunk in router.invoke_llm(
+            tenant_id="demo-tenant",
             plugin_id="dify-lambda/mockgpt",
             provider="mockgpt",
             model="mockgpt-1",
@@ -147,7 +148,12 @@ def main() -> int:
         if usage:
             print(f"   usage: {usage['total_tokens']} tokens, {usage['total_price']} {usage['currency']}")
 
-        lab = {"plugin_id": "dify-lambda/mocklab", "provider": "mocklab", "user_id": "demo-user"}
+        lab = {
+            "tenant_id": "demo-tenant",
+            "plugin_id": "dify-lambda/mocklab",
+            "provider": "mocklab",
+            "user_id": "demo-user",
+        }
         lab_creds = {"api_key": "mock-demo"}
         emb = router.invoke_text_embedding(
             **lab,

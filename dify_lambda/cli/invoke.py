@@ -1,10 +1,189 @@
-"""CLI commands: invoke (filled in by its part)."""
+"""CLI command ``invoke``: call one model action on a function URL (or a routed plugin) by hand.
+
+Examples::
+
+    dify-lambda invoke https://abc.lambda-url.us-east-1.on.aws/ invoke_llm --data @llm.json
+    dify-lambda invoke --routes routes.yaml --plugin langgenius/openai invoke_text_embedding --data '{...}'
+
+LLM text deltas are printed as they arrive; other actions print their JSON payloads; usage goes to
+stderr at the end. A plugin error prints one line and exits 1; bad flags exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
+
+__all__ = ["register"]
+
+DIRECT_PLUGIN_ID = "cli/direct"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's subcommands to the top-level parser."""
+    parser = sub.add_parser(
+        "invoke",
+        help="call a model action on a function URL or a routed plugin",
+        description=(
+            "Send one model action (invoke_llm, invoke_text_embedding, ...) through the dify-lambda router "
+            "to a function URL, or to the deployments a route table lists for --plugin."
+        ),
+        usage="dify-lambda invoke (URL | --routes FILE --plugin ID) ACTION --data @file.json|JSON [options]",
+    )
+    parser.add_argument(
+        "target", nargs="+", metavar="[URL] ACTION", help="function URL (optional) and action"
+    )
+    parser.add_argument("--data", required=True, help="the action's fields: JSON object, or @file.json")
+    parser.add_argument("--routes", type=Path, metavar="FILE", help="route table (YAML or JSON)")
+    parser.add_argument("--plugin", metavar="ID", help="plugin id to route, e.g. langgenius/openai")
+    parser.add_argument("--user-id", default="dify-lambda-cli", help="user_id sent to the plugin")
+    parser.add_argument("--tenant-id", default=None, help="tenant id, for tenant-pinned routes")
+    parser.add_argument(
+        "--auth", choices=("iam", "none", "secret"), default=None, help="auth of URL (default iam)"
+    )
+    parser.add_argument("--secret-env", metavar="VAR", help="environment variable holding the shared secret")
+    parser.add_argument("--region", help="region for SigV4 when the URL host does not name one")
+    parser.add_argument("--timeout", type=float, default=None, help="total seconds for the call")
+    parser.set_defaults(func=_run, _parser=parser)
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"dify-lambda invoke: error: {message}", file=sys.stderr)
+    return 2
+
+
+class _BadData(ValueError):
+    """--data is unreadable or not a JSON object."""
+
+
+def _load_data(raw: str) -> dict[str, Any]:
+    source = "--data"
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        source = f"--data {raw}"
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _BadData(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _BadData(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise _BadData(f"{source}: must be a JSON object with the action's fields")
+    return data
+
+
+def _text_of(chunk: dict[str, Any]) -> str:
+    message = (chunk.get("delta") or {}).get("message") or {}
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("data", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def _print_usage(usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    keys = (
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens",
+        "total_tokens",
+        "total_price",
+        "currency",
+        "latency",
+    )
+    fields = " ".join(f"{k}={usage[k]}" for k in keys if k in usage)
+    print(f"usage: {fields}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dify_lambda import wire
+
+    parser: argparse.ArgumentParser = args._parser
+    if len(args.target) > 2:
+        return _fail(parser, "expected [URL] ACTION, got more positional arguments")
+    url = args.target[0] if len(args.target) == 2 else None
+    action = args.target[-1]
+    if action not in wire.MODEL_ACTIONS:
+        return _fail(
+            parser, f"unknown ACTION {action!r} (choose from {', '.join(sorted(wire.MODEL_ACTIONS))})"
+        )
+    if url is None and (args.routes is None or not args.plugin):
+        return _fail(parser, "give a function URL, or --routes FILE with --plugin ID")
+    if url is not None and args.routes is not None:
+        return _fail(parser, "give either a URL or --routes, not both")
+    if url is not None and (args.auth or "iam") == "secret" and not args.secret_env:
+        return _fail(parser, "--auth secret needs --secret-env VAR")
+    if args.secret_env and (args.auth or "iam") != "secret":
+        return _fail(parser, "--secret-env is only used with --auth secret")
+    if url is None and (args.auth or args.secret_env or args.region):
+        return _fail(parser, "--auth, --secret-env and --region apply to a URL; routes carry their own")
+    try:
+        data = _load_data(args.data)
+    except _BadData as exc:
+        return _fail(parser, str(exc))
+
+    from dify_lambda.router.client import Router
+    from dify_lambda.router.errors import PluginInvokeError
+    from dify_lambda.router.events import StreamEvent
+    from dify_lambda.router.routes import parse_route_table
+    from dify_lambda.router.sources import load_route_file
+
+    if url is not None:
+        deployment: dict[str, Any] = {"url": url, "auth": args.auth or "iam"}
+        if args.secret_env:
+            if not os.environ.get(args.secret_env):
+                return _fail(parser, f"environment variable {args.secret_env} (--secret-env) is not set")
+            deployment["secret_env"] = args.secret_env
+        if args.region:
+            deployment["region"] = args.region
+        plugin_id = args.plugin or DIRECT_PLUGIN_ID
+        table = parse_route_table({"routes": {plugin_id: {"deployments": [deployment]}}}, source="URL")
+    else:
+        table = load_route_file(args.routes)
+        plugin_id = args.plugin
+
+    is_llm = action == "invoke_llm"
+    usage: Any = None
+    out = sys.stdout
+    with Router(table) as router:
+        try:
+            for event in router.invoke(
+                plugin_id, action, data, user_id=args.user_id, tenant_id=args.tenant_id, timeout=args.timeout
+            ):
+                if not isinstance(event, StreamEvent):
+                    continue
+                payload = event.data
+                if is_llm and isinstance(payload, dict):
+                    out.write(_text_of(payload))
+                    out.flush()
+                    usage = (payload.get("delta") or {}).get("usage") or usage
+                    calls = ((payload.get("delta") or {}).get("message") or {}).get("tool_calls")
+                    if calls:
+                        print(f"\ntool_calls: {json.dumps(calls, ensure_ascii=False)}", file=sys.stderr)
+                else:
+                    out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+                    out.flush()
+                    if isinstance(payload, dict) and isinstance(payload.get("usage"), dict):
+                        usage = payload["usage"]
+        except PluginInvokeError as exc:
+            if is_llm:
+                out.write("\n")
+            print(f"dify-lambda: plugin error: {exc.error_type}: {exc.error_message}", file=sys.stderr)
+            return 1
+    if is_llm:
+        out.write("\n")
+        out.flush()
+    _print_usage(usage)
+    return 0

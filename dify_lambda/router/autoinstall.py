@@ -1,0 +1,81 @@
+"""Install the router when Dify imports its plugin client, from ``sitecustomize`` (stdlib only here).
+
+Dify's API gevent-patches the process early in startup; importing httpx or Dify's modules before
+that would defeat the patching. ``enable()`` therefore only registers an import hook: when
+``core.plugin.impl.base`` (or ``core.plugin.manager.base``) finishes loading, the hook calls
+:func:`dify_lambda.router.dify.install_from_env`. Usage, in a ``sitecustomize.py`` on the API's
+``PYTHONPATH``::
+
+    import dify_lambda.router.autoinstall as _dl
+    _dl.enable()
+
+A failure to install is logged and leaves Dify talking to the daemon, never breaking startup.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+__all__ = ["enable"]
+
+logger = logging.getLogger(__name__)
+
+WATCHED = ("core.plugin.impl.base", "core.plugin.manager.base")
+
+
+def _install() -> None:
+    try:
+        from dify_lambda.router.dify import install_from_env
+
+        install_from_env()
+    except Exception:
+        logger.exception("dify-lambda router was not installed; model calls keep going to the daemon")
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._inner.exec_module(module)
+        _install()
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in WATCHED:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec: Any = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _Loader(spec.loader)
+                return spec  # type: ignore[no-any-return]
+        return None
+
+
+def enable() -> bool:
+    """Register the hook (idempotent); False when ``DIFY_LAMBDA_ROUTES`` is unset."""
+    if not os.environ.get("DIFY_LAMBDA_ROUTES"):
+        return False
+    if any(isinstance(f, _Finder) for f in sys.meta_path):
+        return True
+    if any(name in sys.modules for name in WATCHED):
+        _install()  # already imported: install now
+        return True
+    sys.meta_path.insert(0, _Finder())
+    return True

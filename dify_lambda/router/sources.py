@@ -1,0 +1,226 @@
+"""Where route tables come from: a file, CloudFormation stack outputs, or Lambda tags; plus a cache.
+
+The AWS sources take an injected boto3 client (``cloudformation`` or ``lambda``) so the router
+itself never imports boto3; tests pass moto-backed clients or small stubs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dify_lambda import wire
+from dify_lambda.router.errors import InvalidRouteTableError, RouteSourceError
+from dify_lambda.router.routes import RouteTable, parse_route_table, region_from_url
+
+__all__ = ["RouteCache", "load_route_file", "routes_from_stack_outputs", "routes_from_tags"]
+
+logger = logging.getLogger(__name__)
+
+_AUTH_ALIASES = {"aws_iam": "iam", "iam": "iam", "none": "none", "secret": "secret"}
+
+
+def load_route_file(path: str | Path) -> RouteTable:
+    """Read a YAML or JSON route table; errors name the file and the entry."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RouteSourceError(f"{file}: cannot read route table: {exc.strerror or exc}") from None
+    if file.suffix.lower() == ".json":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRouteTableError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    else:
+        import yaml  # lazy: only file-based tables need it
+
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise InvalidRouteTableError(f"{file}: invalid YAML{where}") from None
+    return parse_route_table(raw, source=file.name)
+
+
+def _normalise_auth(value: str | None, default: str, *, where: str) -> str:
+    if not value:
+        return default
+    auth = _AUTH_ALIASES.get(value.strip().lower())
+    if auth is None:
+        raise InvalidRouteTableError(f"{where}: unknown auth {value!r} (expected AWS_IAM, NONE or secret)")
+    return auth
+
+
+def _deployment(url: str, auth: str, secret_env: str | None, region: str | None) -> dict[str, Any]:
+    dep: dict[str, Any] = {"url": url, "auth": auth}
+    if region and not region_from_url(url):
+        dep["region"] = region
+    if auth == "secret":
+        dep["secret_env"] = secret_env
+    return dep
+
+
+def _add(table: dict[str, Any], plugin_id: str, providers: Iterable[str], dep: dict[str, Any]) -> None:
+    route = table.setdefault(plugin_id, {"deployments": [], "providers": {}})
+    route["deployments"].append(dep)
+    for provider in providers:
+        route["providers"].setdefault(provider, {"deployments": []})["deployments"].append(dep)
+
+
+def routes_from_stack_outputs(
+    cloudformation: Any,
+    stack_names: Iterable[str],
+    *,
+    auth: str = "iam",
+    secret_env: str | None = None,
+) -> RouteTable:
+    """Build routes from the outputs of dify-lambda stacks (``FunctionUrl``, ``PluginId``, ``Providers``).
+
+    Outputs may carry a common prefix per function (``<Prefix>FunctionUrl``, ``<Prefix>PluginId``),
+    so one stack can hold several plugins.
+    """
+    table: dict[str, Any] = {}
+    for stack in stack_names:
+        try:
+            stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        except Exception as exc:  # botocore ClientError and friends; boto3 is not imported here
+            raise RouteSourceError(f"stack {stack!r}: describe_stacks failed: {type(exc).__name__}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for s in stacks for o in s.get("Outputs", [])}
+        prefixes = [
+            k[: -len(wire.OUTPUT_FUNCTION_URL)] for k in outputs if k.endswith(wire.OUTPUT_FUNCTION_URL)
+        ]
+        if not prefixes:
+            raise InvalidRouteTableError(f"stack {stack!r}: no '{wire.OUTPUT_FUNCTION_URL}' output")
+        for prefix in sorted(prefixes):
+            where = f"stack {stack!r}: output '{prefix}{wire.OUTPUT_PLUGIN_ID}'"
+            plugin_id = outputs.get(prefix + wire.OUTPUT_PLUGIN_ID)
+            if not plugin_id:
+                raise InvalidRouteTableError(f"{where} is missing")
+            providers = outputs.get(prefix + wire.OUTPUT_PROVIDERS, "").replace(",", " ").split()
+            url = outputs[prefix + wire.OUTPUT_FUNCTION_URL]
+            _add(table, plugin_id, providers, _deployment(url, auth, secret_env, None))
+    return parse_route_table({"routes": table}, source="stack outputs")
+
+
+def _paginate(call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> Iterable[Any]:
+    marker: str | None = None
+    while True:
+        page = call(**kwargs, **({"Marker": marker} if marker else {}))
+        yield from page.get(key, [])
+        marker = page.get("NextMarker")
+        if not marker:
+            return
+
+
+def _url_config(lambda_client: Any, name: str) -> Mapping[str, Any] | None:
+    """The function URL config of the ``live`` alias, else of the unqualified function."""
+    for qualifier in (wire.ALIAS_NAME, None):
+        try:
+            kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
+            config: Mapping[str, Any] = lambda_client.get_function_url_config(**kwargs)
+            return config
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code != "ResourceNotFoundException":
+                raise RouteSourceError(
+                    f"function {name!r}: get_function_url_config failed: {code or exc}"
+                ) from None
+    return None
+
+
+def routes_from_tags(lambda_client: Any, *, secret_env: str | None = None) -> RouteTable:
+    """Discover functions tagged ``dify-lambda:managed`` and build routes from their tags and URLs.
+
+    Uses ``list_functions``, ``list_tags`` and ``get_function_url_config`` (``list_function_url_configs``
+    is avoided: moto does not implement it). Functions without a URL are skipped with a warning.
+    """
+    table: dict[str, Any] = {}
+    try:
+        functions = list(_paginate(lambda_client.list_functions, "Functions"))
+    except Exception as exc:
+        raise RouteSourceError(f"list_functions failed: {type(exc).__name__}") from None
+    for fn in functions:
+        arn, name = fn["FunctionArn"], fn["FunctionName"]
+        try:
+            tags = lambda_client.list_tags(Resource=arn).get("Tags", {})
+        except Exception as exc:
+            raise RouteSourceError(f"function {name!r}: list_tags failed: {type(exc).__name__}") from None
+        if str(tags.get(wire.TAG_MANAGED, "")).lower() != "true":
+            continue
+        where = f"function {name!r}: tag '{wire.TAG_PLUGIN_ID}'"
+        plugin_id = tags.get(wire.TAG_PLUGIN_ID)
+        if not plugin_id:
+            raise InvalidRouteTableError(f"{where} is missing")
+        config = _url_config(lambda_client, name)
+        if config is None:
+            logger.warning("dify-lambda function %s has no function URL; skipped", name)
+            continue
+        url_auth = "none" if config.get("AuthType") == "NONE" else "iam"
+        auth = _normalise_auth(
+            tags.get(wire.TAG_AUTH), url_auth, where=f"function {name!r}: tag '{wire.TAG_AUTH}'"
+        )
+        if url_auth == "none" and auth == "none" and secret_env:
+            auth = "secret"
+        region = arn.split(":")[3] if arn.count(":") >= 4 else None
+        providers = tags.get(wire.TAG_PROVIDERS, "").split(wire.PROVIDERS_SEPARATOR or None)
+        _add(
+            table,
+            plugin_id,
+            [p for p in providers if p],
+            _deployment(config["FunctionUrl"], auth, secret_env, region),
+        )
+    return parse_route_table({"routes": table}, source="lambda tags")
+
+
+class RouteCache:
+    """A route table reloaded from ``loader`` at most every ``refresh_seconds`` (thread/greenlet safe).
+
+    A failed refresh keeps the last good table (logged); a failed first load raises.
+    """
+
+    def __init__(
+        self,
+        loader: Callable[[], RouteTable],
+        *,
+        refresh_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._loader = loader
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._table: RouteTable | None = None
+        self._loaded_at = 0.0
+        self.last_error: Exception | None = None
+
+    @classmethod
+    def static(cls, table: RouteTable) -> RouteCache:
+        cache = cls(lambda: table, refresh_seconds=float("inf"))
+        cache._table = table
+        return cache
+
+    def get(self) -> RouteTable:
+        table = self._table
+        if table is not None and self._clock() - self._loaded_at < self._refresh:
+            return table
+        with self._lock:
+            if self._table is not None and self._clock() - self._loaded_at < self._refresh:
+                return self._table
+            try:
+                fresh = self._loader()
+            except Exception as exc:
+                if self._table is None:
+                    raise
+                self.last_error = exc
+                self._loaded_at = self._clock()  # wait a full interval before trying again
+                logger.warning("route table refresh failed, keeping the previous table: %s", exc)
+                return self._table
+            self._table, self._loaded_at, self.last_error = fresh, self._clock(), None
+            return fresh
