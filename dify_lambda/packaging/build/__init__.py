@@ -1,0 +1,216 @@
+"""Build a ``.difypkg`` into a deployable Lambda artifact plus a SAM application.
+
+Examples
+--------
+>>> from dify_lambda.packaging.build import BuildOptions, build
+>>> result = build("mockgpt.difypkg", "out/mockgpt", BuildOptions(arch="arm64"))  # doctest: +SKIP
+>>> result.artifact, result.report.artifact_sha256  # doctest: +SKIP
+
+Output directory::
+
+    artifact.zip        the Lambda code (deterministic: same inputs, same SHA-256)
+    template.yaml       SAM template, CodeUri: artifact.zip
+    samconfig.toml      stack name, CAPABILITY_IAM, resolve_s3
+    build-report.json   identity, sizes, dependencies, timings, cache and compile status
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dify_lambda.errors import BuildError
+from dify_lambda.packaging.build.app import ApplicationFiles, render_application, write_application
+from dify_lambda.packaging.build.artifact import (
+    check_unzipped_size,
+    largest_contributors,
+    write_zip,
+)
+from dify_lambda.packaging.build.deps import PipRunner
+from dify_lambda.packaging.build.options import BuildOptions, Target, resolve_target
+from dify_lambda.packaging.build.report import REPORT_FILE, BuildReport, CompileStatus, Dependency, Sizes
+from dify_lambda.packaging.build.requirements import combined, select_requirements
+from dify_lambda.packaging.build.runtime import collect_runtime_files, runtime_requirements
+from dify_lambda.packaging.build.steps import (
+    StepTimer,
+    collect_entries,
+    resolve_dependencies,
+    runtime_package_root,
+    scratch_dir,
+    stage_files,
+)
+from dify_lambda.packaging.limits import MIB
+from dify_lambda.packaging.reader import PluginPackage
+
+__all__ = [
+    "ARTIFACT_FILE",
+    "BuildOptions",
+    "BuildReport",
+    "BuildResult",
+    "Target",
+    "build",
+    "open_package",
+    "target_for",
+]
+
+ARTIFACT_FILE = "artifact.zip"
+#: Above this, the zip cannot be uploaded through the API directly (S3 needed).
+DIRECT_UPLOAD_LIMIT = 50 * MIB
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    artifact: Path
+    template: Path
+    samconfig: Path
+    report_path: Path
+    report: BuildReport
+
+
+def open_package(package: str | Path | PluginPackage) -> PluginPackage:
+    """A :class:`PluginPackage` from a package object, a ``.difypkg`` path or a plugin directory."""
+    if isinstance(package, PluginPackage):
+        return package
+    path = Path(package)
+    if path.is_dir():
+        return PluginPackage.from_directory(path)
+    return PluginPackage.open(path)
+
+
+def target_for(package: PluginPackage, options: BuildOptions) -> Target:
+    """The concrete target of ``options`` for this package's manifest."""
+    m = package.manifest
+    return resolve_target(
+        options,
+        declared_arch=list(m.meta.arch),
+        runner_version=m.meta.runner.version,
+        resource_memory=m.resource.memory,
+    )
+
+
+def _read_root_file(package: PluginPackage) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        return package.read(name) if name in package.entries else None
+
+    return read
+
+
+def _notes(zipped: int, dists: list[Dependency], unknown_imports: tuple[str, ...]) -> list[str]:
+    notes: list[str] = []
+    if zipped > DIRECT_UPLOAD_LIMIT:
+        notes.append(
+            f"artifact is {zipped / MIB:.1f} MB zipped, over the 50 MB direct-upload limit: deploy through "
+            "S3 (`sam deploy --resolve-s3` does it)"
+        )
+    if any(d.name.lower() == "tiktoken" for d in dists):
+        notes.append(
+            "tiktoken is installed but its gpt2 cache is not pre-seeded: the SDK's default token counter "
+            "downloads it on first use (needs egress; fails in a VPC without NAT). Set TIKTOKEN_CACHE_DIR "
+            "to a seeded directory through --env/--template-overlay if the plugin counts tokens that way"
+        )
+    if unknown_imports:
+        notes.append("runtime imports not shipped by the builder: " + ", ".join(unknown_imports))
+    return notes
+
+
+def build(
+    package: str | Path | PluginPackage,
+    out_dir: str | Path,
+    options: BuildOptions = BuildOptions(),  # noqa: B008 - frozen dataclass, safe as a default
+    *,
+    progress: Callable[[str], None] | None = None,
+    pip: PipRunner | None = None,
+) -> BuildResult:
+    """Build ``package`` into ``out_dir`` (created) and return what was written.
+
+    Raises a :class:`~dify_lambda.errors.BuildError` subclass (``UnsupportedTargetError``,
+    ``DependencyResolutionError``, ``ArtifactTooLargeError``) or a ``PackageError`` with one line
+    naming the step and what is wrong. ``pip`` replaces the pip runner (tests).
+    """
+    started = time.perf_counter()
+    timer = StepTimer(progress or (lambda _line: None))
+    out = Path(out_dir)
+    with timer.step("ReadPackage", str(package) if not isinstance(package, PluginPackage) else package.name):
+        pkg = open_package(package)
+    with timer.step("ResolveTarget"):
+        target = target_for(pkg, options)
+    with timer.step("CollectRuntime"):
+        runtime = collect_runtime_files(runtime_package_root())
+        runtime_lines, unknown_imports = runtime_requirements(runtime.third_party)
+    with timer.step("SelectRequirements"):
+        chosen = select_requirements(_read_root_file(pkg))
+        requirements = combined(chosen.lines, runtime_lines)
+    with scratch_dir() as scratch:
+        with timer.step("ResolveDependencies", f"{target.runtime} {target.arch}"):
+            deps = resolve_dependencies(
+                target, requirements, options, scratch, pip=pip, progress=timer.progress
+            )
+        with timer.step("StageFiles"):
+            staged = stage_files(pkg, dict(runtime.files), scratch / "stage", target, options)
+            entries = collect_entries(scratch / "stage", deps.root)
+        with timer.step("CheckSize"):
+            unzipped = check_unzipped_size(entries, options.max_unzipped_bytes)
+        with timer.step("WriteArtifact"):
+            out.mkdir(parents=True, exist_ok=True)
+            artifact = out / ARTIFACT_FILE
+            zipped, sha256 = write_zip(entries, artifact)
+    with timer.step("RenderTemplate"):
+        files: ApplicationFiles = render_application(pkg, target, options, code_uri=ARTIFACT_FILE)
+        template_path, samconfig_path = write_application(files, out)
+    dists = [Dependency(d["name"], d["version"]) for d in deps.meta.get("distributions", [])]
+    dep_compile = deps.meta.get("compile", {})
+    compile_notes = tuple(n for n in (dep_compile.get("note", ""), staged.note) if n)
+    by_part = {
+        part: sum(e.size for e in entries if e.part == part) for part in ("plugin", "dependencies", "runtime")
+    }
+    report = BuildReport(
+        plugin_id=pkg.plugin_id,
+        unique_identifier=pkg.unique_identifier,
+        version=str(pkg.manifest.version),
+        providers=tuple(p.name for p in pkg.providers),
+        checksum=pkg.checksum,
+        python=target.python,
+        runtime=target.runtime,
+        architecture=target.arch,
+        memory_mb=target.memory_mb,
+        timeout=target.timeout,
+        url_auth=target.url_auth,
+        artifact=ARTIFACT_FILE,
+        artifact_sha256=sha256,
+        sizes=Sizes(
+            unzipped=unzipped,
+            zipped=zipped,
+            plugin=by_part["plugin"],
+            dependencies=by_part["dependencies"],
+            runtime=by_part["runtime"],
+            largest=tuple(largest_contributors(entries)),
+        ),
+        requirements_source=chosen.source,
+        requirements=requirements,
+        dependencies=tuple(dists),
+        cache_hit=deps.hit,
+        cache_key=deps.root.parent.name,
+        build_seconds=0.0,
+        compile=CompileStatus(
+            dependencies=str(dep_compile.get("status", "skipped")),
+            plugin_and_runtime=staged.status,
+            interpreter=staged.interpreter or dep_compile.get("interpreter"),
+            notes=compile_notes,
+        ),
+        pruned_paths=int(deps.meta.get("pruned_paths", 0)),
+        pruned_bytes=int(deps.meta.get("pruned_bytes", 0)),
+        code_uri=ARTIFACT_FILE,
+        notes=(*deps.meta.get("notes", []), *_notes(zipped, dists, unknown_imports)),
+    )
+    report = dataclasses.replace(
+        report, build_seconds=round(time.perf_counter() - started, 3), steps=tuple(timer.durations)
+    )
+    report_path = out / REPORT_FILE
+    report_path.write_text(report.to_json(), "utf-8")
+    if not artifact.is_file():  # pragma: no cover - write_zip either writes or raises
+        raise BuildError(f"{artifact} was not written")
+    return BuildResult(out, artifact, template_path, samconfig_path, report_path, report)

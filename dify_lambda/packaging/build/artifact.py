@@ -1,0 +1,124 @@
+"""Write the Lambda zip deterministically: same inputs, same bytes, same SHA-256.
+
+- file entries only (no directory entries), sorted by path;
+- every timestamp 1980-01-01 00:00:00 (the zip epoch), ``create_system`` Unix, no extra fields;
+- mode 0755 for files whose source has the owner execute bit (e.g. ``exec_wrapper.sh``), else 0644;
+- deflate at level 6 for every entry (fixed, so output bytes are reproducible).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dify_lambda.errors import ArtifactTooLargeError, BuildError
+from dify_lambda.packaging.limits import format_size
+
+__all__ = [
+    "FIXED_DATE_TIME",
+    "ArtifactEntry",
+    "check_unzipped_size",
+    "entry_mode",
+    "largest_contributors",
+    "tree_entries",
+    "write_zip",
+]
+
+FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+_UNIX = 3
+_CHUNK = 1 << 20
+#: zlib level 6: within ~1% of level 9 on this content, about 3x faster (warm builds are zip-bound).
+_LEVEL = 6
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactEntry:
+    arcname: str
+    source: Path
+    size: int
+    executable: bool
+    #: ``plugin``, ``dependencies`` or ``runtime``: for the size breakdown of the report.
+    part: str
+
+
+def entry_mode(executable: bool) -> int:
+    return 0o100755 if executable else 0o100644
+
+
+def tree_entries(root: Path, part: str, prefix: str = "") -> list[ArtifactEntry]:
+    """Every regular file under ``root`` as an entry named ``prefix + relative path``."""
+    out: list[ArtifactEntry] = []
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            raise BuildError(f"{path} is a symbolic link; the artifact only holds regular files")
+        if not path.is_file():
+            continue
+        st = path.stat()
+        out.append(
+            ArtifactEntry(
+                prefix + path.relative_to(root).as_posix(),
+                path,
+                st.st_size,
+                bool(st.st_mode & stat.S_IXUSR),
+                part,
+            )
+        )
+    return out
+
+
+def largest_contributors(entries: Iterable[ArtifactEntry], count: int = 10) -> list[tuple[str, int]]:
+    """Sizes grouped by top-level name (``plugin/`` and ``dify_lambda/`` count as one each)."""
+    sizes: dict[str, int] = {}
+    for entry in entries:
+        top = entry.arcname.split("/", 1)[0]
+        sizes[top] = sizes.get(top, 0) + entry.size
+    return sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
+
+
+def check_unzipped_size(entries: list[ArtifactEntry], limit: int) -> int:
+    """Total unzipped size; raises :class:`ArtifactTooLargeError` above ``limit``."""
+    total = sum(e.size for e in entries)
+    if total > limit:
+        top = ", ".join(f"{name} ({format_size(size)})" for name, size in largest_contributors(entries))
+        raise ArtifactTooLargeError(
+            f"artifact is {format_size(total)} unzipped, over the {format_size(limit)} limit "
+            f"(Lambda allows 250 MB including layers); largest: {top}"
+        )
+    return total
+
+
+def _check_names(entries: Iterable[ArtifactEntry]) -> list[ArtifactEntry]:
+    by_name: dict[str, ArtifactEntry] = {}
+    for entry in entries:
+        if entry.arcname in by_name:
+            first = by_name[entry.arcname]
+            raise BuildError(
+                f"artifact path {entry.arcname} comes from both the {first.part} and the {entry.part}"
+            )
+        by_name[entry.arcname] = entry
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def write_zip(entries: Iterable[ArtifactEntry], dest: Path) -> tuple[int, str]:
+    """Write the zip; returns (zipped size, hex SHA-256)."""
+    ordered = _check_names(entries)
+    tmp = dest.with_name(dest.name + ".partial")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_LEVEL) as zf:
+        for entry in ordered:
+            info = zipfile.ZipInfo(entry.arcname, date_time=FIXED_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = _UNIX
+            info.external_attr = entry_mode(entry.executable) << 16
+            zf.writestr(
+                info, entry.source.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=_LEVEL
+            )
+    tmp.replace(dest)
+    digest = hashlib.sha256()
+    with dest.open("rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return dest.stat().st_size, digest.hexdigest()

@@ -1,0 +1,73 @@
+"""The dependency cache: one finished site-packages tree per (requirements, Python, architecture).
+
+Layout under the cache directory::
+
+    pip/                        pip's own HTTP/wheel cache (shared by every build)
+    deps/<key>/site-packages/   resolved, pruned and compiled dependencies (read-only use)
+    deps/<key>/meta.json        what produced it: requirements, target, compile status, notes
+
+A tree is built in a temporary sibling directory and renamed into place when complete, so an
+interrupted build never leaves a half tree behind that a later build would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CachedTree", "DependencyCache"]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedTree:
+    root: Path
+    meta: dict[str, Any]
+    hit: bool
+
+
+class DependencyCache:
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    @property
+    def pip_dir(self) -> Path:
+        return self.cache_dir / "pip"
+
+    def entry(self, key: str) -> Path:
+        return self.cache_dir / "deps" / key
+
+    def lookup(self, key: str) -> CachedTree | None:
+        entry = self.entry(key)
+        meta_file = entry / "meta.json"
+        tree = entry / "site-packages"
+        if not (meta_file.is_file() and tree.is_dir()):
+            return None
+        try:
+            meta = json.loads(meta_file.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return CachedTree(tree, meta, hit=True)
+
+    def populate(self, key: str, produce: Callable[[Path], dict[str, Any]]) -> CachedTree:
+        """Run ``produce(tree_dir)`` in a scratch directory, then publish it under ``key``."""
+        deps = self.cache_dir / "deps"
+        deps.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=deps))
+        try:
+            tree = scratch / "site-packages"
+            tree.mkdir()
+            meta = produce(tree)
+            (scratch / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
+            final = self.entry(key)
+            if final.exists():
+                shutil.rmtree(final)
+            scratch.replace(final)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return CachedTree(final / "site-packages", meta, hit=False)

@@ -1,0 +1,170 @@
+"""Build options and their resolution against a manifest into one concrete :class:`Target`.
+
+Everything here is pure: no files, no processes. The rules:
+
+- architecture: ``--arch`` if given (it must be one the manifest's ``meta.arch`` declares), else
+  ``x86_64`` when the manifest lists ``amd64``, else ``arm64``;
+- Python: ``--python`` if given, else ``meta.runner.version``; only 3.12 and 3.13 are served;
+- memory: ``--memory`` if given, else ``resource.memory`` (bytes) rounded up to whole MiB; both
+  clamped to Lambda's 128..10240 MB.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dify_lambda.errors import UnsupportedTargetError
+
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_MAX_UNZIPPED_BYTES",
+    "MAX_MEMORY_MB",
+    "MIN_MEMORY_MB",
+    "PYTHON_VERSIONS",
+    "URL_AUTH_TYPES",
+    "BuildOptions",
+    "Target",
+    "default_cache_dir",
+    "memory_mb_from_bytes",
+    "resolve_target",
+]
+
+#: Lambda architecture -> the manifest's ``meta.arch`` spelling.
+ARCHITECTURES: Mapping[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
+PYTHON_VERSIONS = ("3.12", "3.13")
+URL_AUTH_TYPES = ("AWS_IAM", "NONE")
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10240
+MAX_TIMEOUT_S = 900
+MIB = 1024 * 1024
+DEFAULT_MAX_UNZIPPED_BYTES = 250 * MIB
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the caller may choose; ``None`` means "take it from the manifest"."""
+
+    arch: str | None = None
+    python: str | None = None
+    memory_mb: int | None = None
+    timeout: int = MAX_TIMEOUT_S
+    url_auth: str = "AWS_IAM"
+    snapstart: bool = False
+    template_overlay: Path | None = None
+    cache_dir: Path | None = None
+    max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES
+    function_name: str | None = None
+    extra_environment: Mapping[str, str] = field(default_factory=dict)
+    #: Extra local wheel/sdist directories for pip (``--find-links``), e.g. private packages.
+    find_links: tuple[Path, ...] = ()
+    #: Use the dependency cache (a hit skips pip, prune and compile entirely).
+    use_cache: bool = True
+    #: Byte-compile for the target Python when that interpreter is found.
+    compile: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The concrete platform and function settings of one build."""
+
+    arch: str
+    python: str
+    memory_mb: int
+    timeout: int
+    url_auth: str
+
+    @property
+    def runtime(self) -> str:
+        return f"python{self.python}"
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    @property
+    def machine(self) -> str:
+        """The wheel platform machine name (``x86_64`` or ``aarch64``)."""
+        return "aarch64" if self.arch == "arm64" else "x86_64"
+
+
+def memory_mb_from_bytes(memory_bytes: int) -> int:
+    """``resource.memory`` (bytes) -> Lambda MemorySize (MB = MiB), rounded up and clamped."""
+    mb = -(-memory_bytes // MIB)
+    return min(max(mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
+
+
+def _resolve_arch(requested: str | None, declared: Sequence[str]) -> str:
+    if requested is not None:
+        if requested not in ARCHITECTURES:
+            raise UnsupportedTargetError(
+                f"--arch {requested!r} is not supported: use one of {', '.join(ARCHITECTURES)}"
+            )
+        if declared and ARCHITECTURES[requested] not in declared:
+            raise UnsupportedTargetError(
+                f"--arch {requested} is not declared by the manifest's meta.arch "
+                f"({', '.join(declared)}): the plugin does not claim to run there"
+            )
+        return requested
+    if not declared or "amd64" in declared:
+        return "x86_64"
+    if "arm64" in declared:
+        return "arm64"
+    raise UnsupportedTargetError(f"manifest meta.arch ({', '.join(declared)}) names no Lambda architecture")
+
+
+def _resolve_python(requested: str | None, runner_version: str | None) -> str:
+    if requested is not None:
+        if requested not in PYTHON_VERSIONS:
+            raise UnsupportedTargetError(
+                f"--python {requested!r} is not supported: Lambda runtimes served are "
+                f"{', '.join(PYTHON_VERSIONS)}"
+            )
+        return requested
+    version = (runner_version or "").strip()
+    if version not in PYTHON_VERSIONS:
+        raise UnsupportedTargetError(
+            f"manifest meta.runner.version {version!r} is not a served Lambda Python "
+            f"({', '.join(PYTHON_VERSIONS)}): pass --python 3.12 or --python 3.13"
+        )
+    return version
+
+
+def resolve_target(
+    options: BuildOptions,
+    *,
+    declared_arch: Sequence[str],
+    runner_version: str | None,
+    resource_memory: int | None,
+) -> Target:
+    """Resolve options against the manifest values; raise :class:`UnsupportedTargetError` if impossible."""
+    arch = _resolve_arch(options.arch, declared_arch)
+    python = _resolve_python(options.python, runner_version)
+    if options.memory_mb is not None:
+        if not MIN_MEMORY_MB <= options.memory_mb <= MAX_MEMORY_MB:
+            raise UnsupportedTargetError(
+                f"--memory {options.memory_mb} is outside Lambda's {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB"
+            )
+        memory = options.memory_mb
+    else:
+        memory = memory_mb_from_bytes(resource_memory) if resource_memory else MIN_MEMORY_MB
+    if not 1 <= options.timeout <= MAX_TIMEOUT_S:
+        raise UnsupportedTargetError(f"--timeout {options.timeout} is outside Lambda's 1..{MAX_TIMEOUT_S} s")
+    if options.url_auth not in URL_AUTH_TYPES:
+        raise UnsupportedTargetError(
+            f"--url-auth {options.url_auth!r} is not supported: use {' or '.join(URL_AUTH_TYPES)}"
+        )
+    if options.max_unzipped_bytes <= 0:
+        raise UnsupportedTargetError("max_unzipped_bytes must be positive")
+    return Target(
+        arch=arch, python=python, memory_mb=memory, timeout=options.timeout, url_auth=options.url_auth
+    )
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$DIFY_LAMBDA_CACHE``, else ``~/.cache/dify-lambda``."""
+    env = os.environ if environ is None else environ
+    value = env.get("DIFY_LAMBDA_CACHE")
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "dify-lambda"

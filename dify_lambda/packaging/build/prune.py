@@ -1,0 +1,125 @@
+"""Conservative pruning of an installed dependency tree: drop what is never imported at runtime.
+
+Rules (relative paths under the site-packages root, ``/`` separators):
+
+1. never touch anything inside a ``*.dist-info`` directory (metadata is read at runtime);
+2. drop the top-level ``bin/`` (console scripts whose shebang names the build machine's Python) and
+   ``include/`` (C headers) directories that ``pip install --target`` creates;
+3. drop every ``__pycache__`` directory and stray ``*.pyc`` (the compile step regenerates them);
+4. drop a directory named ``tests`` nested inside a package (depth >= 2, e.g. ``gevent/tests``), unless
+   another file of that top-level package mentions it as a module (``<pkg>...tests`` or
+   ``from .tests`` / ``from . import tests``) in code, comments aside: then something might import it
+   and it stays. Files under ``tests``/``testing`` directories do not count as referrers (test
+   runners such as ``gevent/testing`` are not imported by the library itself).
+
+Singular ``test`` and ``testing`` directories are kept: some libraries import them at runtime.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+__all__ = ["PruneResult", "apply_prune", "prune_candidates", "references_tests_dir"]
+
+_TOP_LEVEL_DROPS = frozenset({"bin", "include"})
+_COMMENT_RE = re.compile(r"#[^\n]*")
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    removed: tuple[str, ...]
+    bytes_removed: int
+
+
+def _is_dist_info(parts: tuple[str, ...]) -> bool:
+    return any(p.endswith(".dist-info") for p in parts)
+
+
+def prune_candidates(directories: Iterable[str], files: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Pure rule application: (directories to drop, files to drop), before the reference check.
+
+    ``directories`` and ``files`` are relative POSIX paths. A directory inside a dropped directory
+    is not listed again.
+    """
+    dirs: list[str] = []
+    for rel in sorted(directories):
+        parts = PurePosixPath(rel).parts
+        if not parts or _is_dist_info(parts):
+            continue
+        if any(rel.startswith(d + "/") for d in dirs):
+            continue
+        name = parts[-1]
+        top_level_drop = len(parts) == 1 and name in _TOP_LEVEL_DROPS
+        if top_level_drop or name == "__pycache__" or (name == "tests" and len(parts) >= 2):
+            dirs.append(rel)
+    drop_files = [
+        rel
+        for rel in sorted(files)
+        if rel.endswith((".pyc", ".pyo"))
+        and not _is_dist_info(PurePosixPath(rel).parts)
+        and not any(rel.startswith(d + "/") for d in dirs)
+    ]
+    return dirs, drop_files
+
+
+def references_tests_dir(tests_dir: str, sources: Mapping[str, str]) -> bool:
+    """True when a source file outside ``tests_dir`` refers to it as an importable module."""
+    dotted = tests_dir.replace("/", ".")
+    patterns = [
+        re.compile(r"\b" + re.escape(dotted) + r"\b"),
+        re.compile(r"from\s+\.+tests\b"),
+        re.compile(r"from\s+\.+\s+import\s+[^\n]*\btests\b"),
+    ]
+    parent = tests_dir.rsplit("/", 1)[0] + "/"
+    for path, raw in sources.items():
+        if {"tests", "testing"} & set(PurePosixPath(path).parts[:-1]):
+            continue
+        text = _COMMENT_RE.sub("", raw)
+        if patterns[0].search(text):
+            return True
+        # Relative imports only matter from the tests directory's own parent package.
+        same_package = path.startswith(parent) and path.count("/") == parent.count("/")
+        if same_package and (patterns[1].search(text) or patterns[2].search(text)):
+            return True
+    return False
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def apply_prune(root: Path) -> PruneResult:
+    """Apply the rules to the tree at ``root`` in place."""
+    directories = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()]
+    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    dirs, drop_files = prune_candidates(directories, files)
+    removed: list[str] = []
+    total = 0
+    for rel in dirs:
+        if PurePosixPath(rel).name == "tests":
+            top = rel.split("/", 1)[0]
+            sources = {
+                p.relative_to(root).as_posix(): p.read_text("utf-8", errors="replace")
+                for p in (root / top).rglob("*.py")
+            }
+            if references_tests_dir(rel, sources):
+                continue
+        path = root / rel
+        if not path.exists():
+            continue
+        total += _size(path)
+        shutil.rmtree(path)
+        removed.append(rel + "/")
+    for rel in drop_files:
+        path = root / rel
+        if path.exists():
+            total += path.stat().st_size
+            path.unlink()
+            removed.append(rel)
+    return PruneResult(removed=tuple(removed), bytes_removed=total)

@@ -1,0 +1,82 @@
+"""``build-report.json``: what was built, from what, how big, and how long it took."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["REPORT_FILE", "BuildReport", "CompileStatus", "Dependency", "Sizes"]
+
+REPORT_FILE = "build-report.json"
+REPORT_SCHEMA = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """Bytes. ``unzipped`` is the sum of file sizes Lambda counts against its 250 MB limit."""
+
+    unzipped: int
+    zipped: int
+    plugin: int
+    dependencies: int
+    runtime: int
+    #: Top-level contributors, largest first (name, bytes).
+    largest: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompileStatus:
+    """``compiled``, ``partial`` or ``skipped`` for the dependency tree and for plugin + runtime."""
+
+    dependencies: str
+    plugin_and_runtime: str
+    interpreter: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    plugin_id: str
+    unique_identifier: str
+    version: str
+    providers: tuple[str, ...]
+    checksum: str
+    python: str
+    runtime: str
+    architecture: str
+    memory_mb: int
+    timeout: int
+    url_auth: str
+    artifact: str
+    artifact_sha256: str
+    sizes: Sizes
+    requirements_source: str
+    requirements: tuple[str, ...]
+    dependencies: tuple[Dependency, ...]
+    cache_hit: bool
+    cache_key: str
+    build_seconds: float
+    compile: CompileStatus
+    pruned_paths: int
+    pruned_bytes: int
+    code_uri: str
+    notes: tuple[str, ...] = ()
+    steps: tuple[tuple[str, float], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        # Through JSON once so tuples come back as lists: the dict equals what the file holds.
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        data["schema"] = REPORT_SCHEMA
+        data["sizes"]["largest"] = [{"name": n, "bytes": b} for n, b in self.sizes.largest]
+        data["steps"] = [{"step": n, "seconds": s} for n, s in self.steps]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"

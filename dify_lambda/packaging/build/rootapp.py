@@ -1,0 +1,43 @@
+"""The repository's root ``template.yaml``/``samconfig.toml``: the generator's output for ``plugins/mockgpt``.
+
+Regenerate with ``python -m dify_lambda.packaging.build.rootapp [REPO_ROOT]`` (a test keeps them in sync).
+``CodeUri`` is ``out/mockgpt/artifact.zip``: build first (``dify-lambda build plugins/mockgpt -o
+out/mockgpt``), then ``sam validate --lint`` and ``sam deploy`` from the root. ``sam build`` is not part
+of the flow: the artifact is already built for Lambda (``sam build`` would re-resolve the plugin with
+the host's pip and drop the runtime).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dify_lambda.packaging.build.app import ApplicationFiles, render_application, write_application
+from dify_lambda.packaging.build.options import BuildOptions
+
+__all__ = ["ROOT_CODE_URI", "ROOT_PLUGIN", "main", "root_application"]
+
+#: The demo plugin the root template is generated for, and where its build goes.
+ROOT_PLUGIN = "plugins/mockgpt"
+ROOT_CODE_URI = "out/mockgpt/artifact.zip"
+
+
+def root_application(repo_root: Path) -> ApplicationFiles:
+    """What the repository's root ``template.yaml``/``samconfig.toml`` must contain."""
+    from dify_lambda.packaging.build import open_package, target_for
+
+    package = open_package(repo_root / ROOT_PLUGIN)
+    options = BuildOptions()
+    return render_application(package, target_for(package, options), options, ROOT_CODE_URI)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0]) if args else Path.cwd()
+    template, samconfig = write_application(root_application(root), root)
+    print(f"wrote {template} and {samconfig}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

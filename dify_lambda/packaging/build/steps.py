@@ -1,0 +1,160 @@
+"""The build pipeline as named steps, so a failure reads ``build:ResolveDependencies - ...``.
+
+Order: ReadPackage -> ResolveTarget -> CollectRuntime -> SelectRequirements -> ResolveDependencies
+-> StageFiles -> CheckSize -> WriteArtifact -> RenderTemplate -> WriteReport.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dify_lambda
+from dify_lambda.errors import DifyLambdaError
+from dify_lambda.packaging.build.artifact import ArtifactEntry, tree_entries
+from dify_lambda.packaging.build.cache import CachedTree, DependencyCache
+from dify_lambda.packaging.build.compile import CompileResult, compile_tree
+from dify_lambda.packaging.build.deps import DependencyInstaller, PipRunner, installed_distributions
+from dify_lambda.packaging.build.options import BuildOptions, Target, default_cache_dir
+from dify_lambda.packaging.build.prune import apply_prune
+from dify_lambda.packaging.build.requirements import cache_key
+from dify_lambda.packaging.interpreters import find_interpreter
+
+__all__ = [
+    "StepTimer",
+    "collect_entries",
+    "resolve_dependencies",
+    "runtime_package_root",
+    "scratch_dir",
+    "stage_files",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StepTimer:
+    """Runs named steps: reports progress, records durations, prefixes errors with the step name."""
+
+    progress: Progress
+    durations: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str, detail: str = "") -> Iterator[None]:
+        self.progress(f"build:{name}" + (f" - {detail}" if detail else ""))
+        start = time.perf_counter()
+        try:
+            yield
+        except DifyLambdaError as exc:
+            if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith("build:"):
+                exc.args = (f"build:{name} - {exc.args[0]}", *exc.args[1:])
+            raise
+        finally:
+            self.durations.append((name, round(time.perf_counter() - start, 3)))
+
+
+def runtime_package_root() -> Path:
+    """The ``dify_lambda`` directory whose runtime slice is shipped (this installation's)."""
+    return Path(dify_lambda.__file__).resolve().parent
+
+
+def _produce(
+    target: Target,
+    requirements: tuple[str, ...],
+    options: BuildOptions,
+    *,
+    pip_cache: Path,
+    pip: PipRunner | None,
+    progress: Progress,
+) -> Callable[[Path], dict[str, Any]]:
+    def produce(tree: Path) -> dict[str, Any]:
+        installer = DependencyInstaller(
+            target, pip=pip, pip_cache_dir=pip_cache, find_links=options.find_links
+        )
+        notes = installer.install(requirements, tree)
+        pruned = apply_prune(tree)
+        progress(
+            f"build:ResolveDependencies - pruned {len(pruned.removed)} paths ({pruned.bytes_removed} bytes)"
+        )
+        result = (
+            compile_tree(tree, find_interpreter(target.python))
+            if options.compile
+            else CompileResult("skipped", None, "compilation disabled")
+        )
+        return {
+            "requirements": list(requirements),
+            "python": target.python,
+            "arch": target.arch,
+            "notes": notes,
+            "pruned_paths": len(pruned.removed),
+            "pruned_bytes": pruned.bytes_removed,
+            "compile": {"status": result.status, "interpreter": result.interpreter, "note": result.note},
+            "distributions": [{"name": d.name, "version": d.version} for d in installed_distributions(tree)],
+        }
+
+    return produce
+
+
+def resolve_dependencies(
+    target: Target,
+    requirements: tuple[str, ...],
+    options: BuildOptions,
+    scratch: Path,
+    *,
+    pip: PipRunner | None = None,
+    progress: Progress,
+) -> CachedTree:
+    """The finished dependency tree for ``requirements`` on ``target``, from the cache when possible."""
+    cache_dir = options.cache_dir or default_cache_dir()
+    key = cache_key(requirements, target.python, target.arch, {"compile": str(options.compile)})
+    cache = DependencyCache(cache_dir)
+    if options.use_cache:
+        found = cache.lookup(key)
+        if found is not None:
+            return found
+    else:
+        cache = DependencyCache(scratch / "nocache")
+    return cache.populate(
+        key, _produce(target, requirements, options, pip_cache=cache_dir / "pip", pip=pip, progress=progress)
+    )
+
+
+def stage_files(
+    package: Any, runtime_files: dict[str, Path], staging: Path, target: Target, options: BuildOptions
+) -> CompileResult:
+    """Extract the plugin under ``staging/plugin``, copy the runtime, compile both for the target."""
+    package.extract_to(staging / "plugin")
+    for arcname, source in runtime_files.items():
+        dest = staging / arcname
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest)
+    if not options.compile:
+        return CompileResult("skipped", None, "compilation disabled")
+    return compile_tree(staging, find_interpreter(target.python))
+
+
+def collect_entries(staging: Path, deps_tree: Path) -> list[ArtifactEntry]:
+    entries = tree_entries(staging / "plugin", "plugin", "plugin/")
+    # Shell scripts of the runtime (the exec wrapper) must run even if a checkout lost their mode.
+    entries += [
+        dataclasses.replace(e, executable=True) if e.arcname.endswith(".sh") else e
+        for e in tree_entries(staging / "dify_lambda", "runtime", "dify_lambda/")
+    ]
+    entries += tree_entries(deps_tree, "dependencies")
+    return entries
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="dify-lambda-build-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,222 @@
+"""``render_sam(spec) -> dict``: the SAM template of a plugin function, as plain data (pure).
+
+Intrinsic functions are written in their long form (``{"Ref": ...}``, ``{"Fn::GetAtt": [...]}``) so
+the template is plain YAML any loader reads. The function URL streams (``RESPONSE_STREAM``) and
+targets the ``live`` alias (``AutoPublishAlias``). Parameters:
+
+- ``AuthType`` (``AWS_IAM`` | ``NONE``): the URL's auth type, also passed to the handler;
+- ``InvokerPrincipal``: an IAM principal ARN granted ``lambda:InvokeFunctionUrl`` (with
+  ``FunctionUrlAuthType: AWS_IAM``) and ``lambda:InvokeFunction`` on the alias; empty = none;
+- ``AllowedPrincipals``: comma-separated caller ARNs the handler accepts (empty = any authorized);
+- ``SharedSecretArn``: Secrets Manager secret holding the shared secret for ``NONE`` URLs; the
+  function gets ``DIFY_LAMBDA_SECRET_ARN`` and permission to read it. With ``AuthType=NONE`` a
+  template rule requires it (unless the environment already carries another secret source).
+
+With ``AuthType=NONE`` the template also grants the two public permissions Lambda requires since
+October 2025 (``lambda:InvokeFunctionUrl`` with ``FunctionUrlAuthType: NONE`` and
+``lambda:InvokeFunction`` with ``InvokedViaFunctionUrl``), because SAM adds them only for a literal
+``NONE``, not for a parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dify_lambda import wire
+from dify_lambda.packaging.sam.model import FunctionSpec
+
+__all__ = ["EXEC_WRAPPER", "PLUGIN_ROOT", "render_sam"]
+
+EXEC_WRAPPER = "/var/task/dify_lambda/handlers/exec_wrapper.sh"
+PLUGIN_ROOT = "/var/task/plugin"
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+_OTHER_SECRET_SOURCES = ("DIFY_LAMBDA_SECRET", "DIFY_LAMBDA_SECRET_PARAMETER")
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"Ref": name}
+
+
+def _not_empty(parameter: str) -> dict[str, Any]:
+    return {"Fn::Not": [{"Fn::Equals": [_ref(parameter), ""]}]}
+
+
+def _parameters(spec: FunctionSpec) -> dict[str, Any]:
+    return {
+        "AuthType": {
+            "Type": "String",
+            "AllowedValues": ["AWS_IAM", "NONE"],
+            "Default": spec.url_auth_default,
+            "Description": "Function URL auth: AWS_IAM (SigV4-signed callers) or NONE (shared secret)",
+        },
+        "InvokerPrincipal": {
+            "Type": "String",
+            "Default": "",
+            "Description": "IAM principal ARN allowed to call the URL and invoke the function (optional)",
+        },
+        "AllowedPrincipals": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Comma-separated caller ARNs the handler accepts (empty: any authorized caller)",
+        },
+        "SharedSecretArn": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Secrets Manager secret holding the shared secret (required with AuthType NONE)",
+        },
+    }
+
+
+def _environment(spec: FunctionSpec) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "AWS_LAMBDA_EXEC_WRAPPER": EXEC_WRAPPER,
+        "DIFY_LAMBDA_PLUGIN_ROOT": PLUGIN_ROOT,
+        "DIFY_LAMBDA_URL_AUTH": _ref("AuthType"),
+        "DIFY_LAMBDA_ALLOWED_PRINCIPALS": _ref("AllowedPrincipals"),
+        "DIFY_LAMBDA_SECRET_ARN": {"Fn::If": ["HasSharedSecret", _ref("SharedSecretArn"), _NO_VALUE]},
+        "INSTALL_METHOD": "serverless",
+    }
+    if spec.tiktoken_cache_dir:
+        env["TIKTOKEN_CACHE_DIR"] = spec.tiktoken_cache_dir
+    env.update(dict(sorted(spec.environment.items())))
+    return env
+
+
+def _tags(spec: FunctionSpec) -> dict[str, Any]:
+    return {
+        wire.TAG_MANAGED: "true",
+        wire.TAG_PLUGIN_ID: spec.plugin_id,
+        wire.TAG_UNIQUE_IDENTIFIER: spec.unique_identifier,
+        wire.TAG_CHECKSUM: spec.checksum,
+        wire.TAG_PROVIDERS: wire.PROVIDERS_SEPARATOR.join(spec.providers),
+        wire.TAG_AUTH: _ref("AuthType"),
+    }
+
+
+def _function(spec: FunctionSpec) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    if spec.function_name:
+        props["FunctionName"] = spec.function_name
+    props["Description"] = spec.description or f"dify-lambda: {spec.unique_identifier}"[:256]
+    props.update(
+        {
+            "CodeUri": spec.code_uri,
+            "Handler": spec.handler,
+            "Runtime": spec.runtime,
+            "Architectures": [spec.architecture],
+            "MemorySize": spec.memory_mb,
+            "Timeout": spec.timeout,
+            "AutoPublishAlias": wire.ALIAS_NAME,
+        }
+    )
+    if spec.snapstart:
+        props["SnapStart"] = {"ApplyOn": "PublishedVersions"}
+    props["Environment"] = {"Variables": _environment(spec)}
+    props["Policies"] = [
+        {
+            "Fn::If": [
+                "HasSharedSecret",
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "secretsmanager:GetSecretValue",
+                            "Resource": _ref("SharedSecretArn"),
+                        }
+                    ]
+                },
+                _NO_VALUE,
+            ]
+        }
+    ]
+    props["FunctionUrlConfig"] = {"AuthType": _ref("AuthType"), "InvokeMode": "RESPONSE_STREAM"}
+    props["Tags"] = _tags(spec)
+    return {"Type": "AWS::Serverless::Function", "Properties": props}
+
+
+def _permission(spec: FunctionSpec, action: str) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "Action": action,
+        "FunctionName": _ref(f"{spec.logical_id}.Alias"),
+        "Principal": _ref("InvokerPrincipal"),
+    }
+    if action == "lambda:InvokeFunctionUrl":
+        # Lambda only accepts this action with the URL auth type it applies to.
+        props["FunctionUrlAuthType"] = "AWS_IAM"
+    return {"Type": "AWS::Lambda::Permission", "Condition": "HasInvokerPrincipal", "Properties": props}
+
+
+def _public_permission(spec: FunctionSpec, action: str) -> dict[str, Any]:
+    # SAM only emits its public permissions for a literal ``AuthType: NONE``; with the parameter
+    # the template grants them itself, under the same condition.
+    props: dict[str, Any] = {
+        "Action": action,
+        "FunctionName": _ref(f"{spec.logical_id}.Alias"),
+        "Principal": "*",
+    }
+    if action == "lambda:InvokeFunctionUrl":
+        props["FunctionUrlAuthType"] = "NONE"
+    else:
+        props["InvokedViaFunctionUrl"] = True
+    return {"Type": "AWS::Lambda::Permission", "Condition": "IsPublicUrl", "Properties": props}
+
+
+def _outputs(spec: FunctionSpec) -> dict[str, Any]:
+    fn = spec.logical_id
+    return {
+        wire.OUTPUT_FUNCTION_URL: {
+            "Description": "Function URL (targets the live alias, streams responses)",
+            "Value": {"Fn::GetAtt": [f"{fn}Url", "FunctionUrl"]},
+        },
+        wire.OUTPUT_FUNCTION_NAME: {"Description": "Function name", "Value": _ref(fn)},
+        wire.OUTPUT_FUNCTION_ARN: {
+            "Description": f"ARN of the {wire.ALIAS_NAME} alias",
+            "Value": _ref(f"{fn}.Alias"),
+        },
+        wire.OUTPUT_PLUGIN_ID: {"Description": "Plugin id (author/name)", "Value": spec.plugin_id},
+        wire.OUTPUT_PROVIDERS: {
+            "Description": "Model providers served, space separated",
+            "Value": wire.PROVIDERS_SEPARATOR.join(spec.providers) or "-",
+        },
+        wire.OUTPUT_UNIQUE_IDENTIFIER: {
+            "Description": "author/name:version@checksum",
+            "Value": spec.unique_identifier,
+        },
+    }
+
+
+def render_sam(spec: FunctionSpec) -> dict[str, Any]:
+    """The SAM template as a dict, keys in the order they are written."""
+    template: dict[str, Any] = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": f"dify-lambda plugin function for {spec.plugin_id}",
+        "Parameters": _parameters(spec),
+        "Conditions": {
+            "HasInvokerPrincipal": _not_empty("InvokerPrincipal"),
+            "HasSharedSecret": _not_empty("SharedSecretArn"),
+            "IsPublicUrl": {"Fn::Equals": [_ref("AuthType"), "NONE"]},
+        },
+    }
+    if not any(k in spec.environment for k in _OTHER_SECRET_SOURCES):
+        template["Rules"] = {
+            "SecretRequiredForPublicUrl": {
+                "RuleCondition": {"Fn::Equals": [_ref("AuthType"), "NONE"]},
+                "Assertions": [
+                    {
+                        "Assert": _not_empty("SharedSecretArn"),
+                        "AssertDescription": "AuthType NONE needs SharedSecretArn (the handler refuses "
+                        "public calls without a shared secret)",
+                    }
+                ],
+            }
+        }
+    template["Resources"] = {
+        spec.logical_id: _function(spec),
+        "InvokerUrlPermission": _permission(spec, "lambda:InvokeFunctionUrl"),
+        "InvokerInvokePermission": _permission(spec, "lambda:InvokeFunction"),
+        "PublicUrlPermission": _public_permission(spec, "lambda:InvokeFunctionUrl"),
+        "PublicInvokePermission": _public_permission(spec, "lambda:InvokeFunction"),
+    }
+    template["Outputs"] = _outputs(spec)
+    return template

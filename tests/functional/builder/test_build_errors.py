@@ -1,0 +1,208 @@
+"""Bad inputs give one clear error each; sdists are handled as documented."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from support.pkgfactory import plugin_files
+
+from dify_lambda.errors import ArtifactTooLargeError, DependencyResolutionError, UnsupportedTargetError
+from dify_lambda.packaging.build import BuildOptions, build
+from dify_lambda.packaging.build.deps import DependencyInstaller, MissingWheelsError, PipResult
+from dify_lambda.packaging.build.options import Target
+from dify_lambda.packaging.packager import zip_files
+from dify_lambda.packaging.reader import PluginPackage
+
+PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
+X86 = Target("x86_64", "3.12", 256, 900, "AWS_IAM")
+
+
+def package_from_files(files: dict[str, bytes]) -> PluginPackage:
+    """A validated package from in-memory files (as ``dify-lambda package`` would zip them)."""
+    return PluginPackage.from_bytes(zip_files(files), name="test.difypkg")
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text
+    return text
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.14"])
+def test_unsupported_python(python: str, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedTargetError) as info:
+        build(PLUGINS / "mockgpt", tmp_path, BuildOptions(python=python, cache_dir=tmp_path / "c"))
+    assert one_line(info.value).startswith("build:ResolveTarget - --python")
+    assert not (tmp_path / "artifact.zip").exists()
+
+
+def test_unknown_architecture(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedTargetError, match="--arch 'ppc64le' is not supported"):
+        build(PLUGINS / "mockgpt", tmp_path, BuildOptions(arch="ppc64le", cache_dir=tmp_path / "c"))
+
+
+def test_oversize_names_the_largest_contributors(build_cache: Path, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactTooLargeError) as info:
+        build(
+            PLUGINS / "mockgpt", tmp_path, BuildOptions(cache_dir=build_cache, max_unzipped_bytes=1024 * 1024)
+        )
+    text = one_line(info.value)
+    assert text.startswith("build:CheckSize - artifact is ")
+    assert "over the 1.0 MB limit" in text
+    largest = text.split("largest: ", 1)[1].split(", ")
+    assert len(largest) == 10
+    assert any(part.startswith("gevent (") for part in largest)
+
+
+@pytest.mark.slow
+def test_package_that_does_not_exist(build_cache: Path, tmp_path: Path) -> None:
+    files = plugin_files(requirements_dot_txt=b"dify-lambda-h5-no-such-package-xyz==9.9.9\n")
+    with pytest.raises(MissingWheelsError) as info:
+        build(package_from_files(files), tmp_path, BuildOptions(cache_dir=build_cache))
+    text = one_line(info.value)
+    assert "dify-lambda-h5-no-such-package-xyz ==9.9.9 (cp312-manylinux_2_34_x86_64)" in text
+    assert "not found on the package index" in text
+
+
+def _sdist(root: Path, name: str, files: dict[str, str]) -> Path:
+    """A minimal setuptools sdist ``<name>-1.0.tar.gz`` in ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}-1.0.tar.gz"
+    base = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\n'
+        'build-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "{name}"\nversion = "1.0"\n',
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for rel, text in {**base, **files}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-1.0/{rel}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.slow
+def test_sdist_with_compiled_code_is_refused(build_cache: Path, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    _sdist(
+        links,
+        "h5cext",
+        {
+            "setup.py": "from setuptools import setup, Extension\n"
+            "setup(ext_modules=[Extension('h5cext._c', ['h5cext/_c.c'])], packages=['h5cext'])\n",
+            "h5cext/__init__.py": "",
+            "h5cext/_c.c": "#include <Python.h>\n"
+            'static struct PyModuleDef m = {PyModuleDef_HEAD_INIT, "_c"};\n'
+            "PyMODINIT_FUNC PyInit__c(void) { return PyModule_Create(&m); }\n",
+        },
+    )
+    files = plugin_files(requirements_dot_txt=b"h5cext==1.0\n")
+    with pytest.raises(MissingWheelsError) as info:
+        build(
+            package_from_files(files),
+            tmp_path / "out",
+            BuildOptions(cache_dir=build_cache, find_links=(links,)),
+        )
+    text = one_line(info.value)
+    assert text.startswith("build:ResolveDependencies - no compatible wheel for h5cext ==1.0")
+    assert "only an sdist" in text
+
+
+@pytest.mark.slow
+def test_pure_python_sdist_is_built_and_shipped(build_cache: Path, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    _sdist(links, "h5pure", {"h5pure/__init__.py": "VALUE = 42\n"})
+    files = plugin_files(requirements_dot_txt=b"h5pure==1.0\n")
+    result = build(
+        package_from_files(files), tmp_path / "out", BuildOptions(cache_dir=build_cache, find_links=(links,))
+    )
+    with zipfile.ZipFile(result.artifact) as zf:
+        assert zf.read("h5pure/__init__.py") == b"VALUE = 42\n"
+    assert any("h5pure-1.0-py3-none-any.whl" in note for note in result.report.notes)
+    assert ("h5pure", "1.0") in {(d.name, d.version) for d in result.report.dependencies}
+
+
+class ScriptedPip:
+    """A pip runner that answers from a script and creates the files pip would create."""
+
+    def __init__(self, wheel_name: str) -> None:
+        self.wheel_name = wheel_name
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: Sequence[str]) -> PipResult:
+        args = list(args)
+        self.calls.append(args)
+        if args[0] == "install":
+            links = [args[i + 1] for i, a in enumerate(args) if a == "--find-links"]
+            if any(Path(link, self.wheel_name).exists() for link in links):
+                return PipResult(0, "Successfully installed")
+            return PipResult(1, "ERROR: No matching distribution found for lib==2.0\n")
+        if args[0] == "download":
+            dest = Path(args[args.index("--dest") + 1])
+            (dest / "lib-2.0.tar.gz").write_bytes(b"sdist")
+            return PipResult(0, "Saved")
+        if args[0] == "wheel":
+            out = Path(args[args.index("--wheel-dir") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / self.wheel_name).write_bytes(b"wheel")
+            return PipResult(0, "Built")
+        raise AssertionError(args)
+
+
+def test_second_pass_accepts_a_pure_wheel(tmp_path: Path) -> None:
+    pip = ScriptedPip("lib-2.0-py3-none-any.whl")
+    notes = DependencyInstaller(X86, pip=pip).install(["lib==2.0"], tmp_path)
+    assert [c[0] for c in pip.calls] == ["install", "download", "wheel", "install"]
+    assert notes == ["built pure-Python wheel lib-2.0-py3-none-any.whl from the sdist of lib==2.0"]
+    assert "--no-binary=:all:" in pip.calls[1]
+
+
+def test_second_pass_refuses_a_platform_wheel(tmp_path: Path) -> None:
+    pip = ScriptedPip("lib-2.0-cp312-cp312-linux_x86_64.whl")
+    with pytest.raises(MissingWheelsError) as info:
+        DependencyInstaller(X86, pip=pip).install(["lib==2.0"], tmp_path)
+    assert info.value.missing[0].name == "lib"
+    assert info.value.missing[0].version == "==2.0"
+    assert "lib-2.0-cp312-cp312-linux_x86_64.whl" in str(info.value)
+
+
+class MissingEverywherePip:
+    """pip that has neither wheels nor sdists for ``ghost-a`` and ``ghost-b``."""
+
+    def __call__(self, args: Sequence[str]) -> PipResult:
+        args = list(args)
+        if args[0] == "install":
+            lines = Path(args[-1]).read_text().split()
+            for name in ("ghost-a", "ghost_b"):
+                if any(line.startswith(name) for line in lines):
+                    return PipResult(1, f"ERROR: No matching distribution found for {name}\n")
+            return PipResult(0, "Successfully installed ok")
+        if args[0] == "download":
+            return PipResult(1, f"ERROR: No matching distribution found for {args[-1]}\n")
+        raise AssertionError(args)
+
+
+def test_every_listed_requirement_without_wheel_is_named(tmp_path: Path) -> None:
+    with pytest.raises(MissingWheelsError) as info:
+        DependencyInstaller(X86, pip=MissingEverywherePip()).install(
+            ["ghost-a>=1", "ok", "ghost_b"], tmp_path
+        )
+    assert [m.name for m in info.value.missing] == ["ghost-a", "ghost_b"]
+    assert all(m.reason == "not found on the package index" for m in info.value.missing)
+
+
+def test_other_pip_failures_are_reported(tmp_path: Path) -> None:
+    def pip(args: Sequence[str]) -> PipResult:
+        return PipResult(
+            1, "Collecting x\nERROR: Cannot install a and b because of conflicting dependencies\n"
+        )
+
+    with pytest.raises(DependencyResolutionError, match="conflicting dependencies"):
+        DependencyInstaller(X86, pip=pip).install(["a", "b"], tmp_path)
