@@ -108,6 +108,23 @@ class Invocation:
         return rest
 
 
+class _Collect:
+    """Collects a whole HTTP response and sends it in one write on flush()."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.write(b"".join(self.parts))
+        self.parts.clear()
+        self.raw.flush()
+
+
 class TimingRuntimeAPI:
     """A minimal Lambda Runtime API that records when events leave and when response chunks arrive."""
 
@@ -121,6 +138,11 @@ class TimingRuntimeAPI:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # Like the real Runtime API: no Nagle stall between a response's header and body writes.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -131,6 +153,7 @@ class TimingRuntimeAPI:
                         api.next_seen.set()
                     inv = api.pending.get()
                     body = json.dumps(inv.event).encode()
+                    self.wfile = _Collect(self.wfile)  # type: ignore[assignment]
                     self.send_response(200)
                     self.send_header("Lambda-Runtime-Aws-Request-Id", inv.request_id)
                     self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 900_000))
@@ -143,6 +166,7 @@ class TimingRuntimeAPI:
                     self.end_headers()
                     self.wfile.write(body)
                     self.wfile.flush()
+                    self.wfile = self.wfile.raw  # type: ignore[attr-defined]
                     inv.delivered_at = time.perf_counter()
                     return
                 self.send_error(404)
