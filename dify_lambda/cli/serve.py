@@ -1,10 +1,76 @@
-"""CLI commands: serve (filled in by its part)."""
+"""CLI command ``serve``: a local, streaming function URL for a built artifact or a plugin source."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
 from typing import Any
+
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's subcommands to the top-level parser."""
+    parser = sub.add_parser(
+        "serve",
+        help="serve a built artifact or plugin source on a local function URL (no Docker)",
+        description=(
+            "Run PATH as Lambda would (exec wrapper + streaming Runtime API loop) behind a local function "
+            "URL that streams. PATH is a build directory or artifact.zip from `dify-lambda build`, an "
+            "unpacked artifact, or a plugin source directory (runs on this Python)."
+        ),
+    )
+    parser.add_argument("path", type=Path, metavar="PATH")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, default=1, help="concurrent executions (default 1)")
+    parser.add_argument("--python", default=None, help="Python of the artifact (default: from the build)")
+    parser.add_argument(
+        "--queue-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request waits for a free worker before a 429 (default 30)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="function timeout in seconds (default 900)"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dify_lambda.emulator import serve
+
+    if args.workers < 1:
+        print("dify-lambda: error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print("dify-lambda: error: --port must be between 0 and 65535", file=sys.stderr)
+        return 2
+    running = serve(
+        args.path,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        python=args.python,
+        queue_timeout=args.queue_timeout,
+        function_timeout=args.timeout,
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        running.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for note in running.target.notes:
+            print(f"dify-lambda: note: {note}", file=sys.stderr)
+        count = len(running.workers)
+        print(f"serving {running.plugin_id} at {running.url} ({count} worker{'s' if count != 1 else ''})")
+        sys.stdout.flush()
+        running.wait()
+    finally:
+        running.close()
+    return 0

@@ -1,0 +1,343 @@
+"""The front of the emulator: a local function URL (payload format 2.0, ``InvokeMode: RESPONSE_STREAM``).
+
+Each client request becomes a function URL event (wire-protocol.md §8) handed to an idle worker;
+the worker's streamed answer goes back to the client as chunked HTTP/1.1, each chunk written the
+moment it arrives, with the status, headers and cookies of its prelude. Errors use Lambda's
+shapes: 429 ``TooManyRequestsException`` when every worker stays busy, 413 above the payload
+limit, 502 with ``x-amzn-ErrorType`` for function and runtime errors. A failure after the first
+body byte cannot change the status any more: the client sees a truncated stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import queue
+import socket
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from dify_lambda.emulator.runtime_server import Exchange, Message
+from dify_lambda.emulator.workers import Worker, WorkerPool
+from dify_lambda.wire import FUNCTION_URL_MAX_REQUEST_BYTES
+
+__all__ = ["FrontConfig", "build_event", "make_front_server"]
+
+#: What a function URL with ``AuthType: AWS_IAM`` puts in the event after checking the signature.
+#: The emulator checks no signature: every caller is this local identity.
+LOCAL_IAM_IDENTITY = {
+    "accessKey": "ASIALOCALDIFYLAMBDA0",
+    "accountId": "000000000000",
+    "callerId": "AIDALOCALDIFYLAMBDA0",
+    "cognitoIdentity": None,
+    "principalOrgId": None,
+    "userArn": "arn:aws:iam::000000000000:user/dify-lambda-local",
+    "userId": "AIDALOCALDIFYLAMBDA0",
+}
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    pool: WorkerPool
+    #: ``AWS_IAM`` adds :data:`LOCAL_IAM_IDENTITY` to each event; ``NONE`` sends no authorizer.
+    auth: str
+    queue_timeout: float
+    function_timeout: float
+    url_id: str
+
+
+def build_event(
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    request_id: str,
+    url_id: str,
+    iam: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any]:
+    """A function URL (payload 2.0) event for one request; pure, so it is unit-testable."""
+    path, _, query = target.partition("?")
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
+    event: dict[str, Any] = {"version": "2.0", "routeKey": "$default", "rawPath": path or "/"}
+    event["rawQueryString"] = query
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = merged
+    if query:
+        params: dict[str, str] = {}
+        for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            params[key] = f"{params[key]},{value}" if key in params else value
+        event["queryStringParameters"] = params
+    host = merged.get("host", f"{url_id}.lambda-url.us-east-1.on.aws")
+    context: dict[str, Any] = {
+        "accountId": "anonymous" if iam is None else iam["accountId"],
+        "apiId": url_id,
+        "domainName": host,
+        "domainPrefix": host.split(".", 1)[0],
+        "http": {
+            "method": method.upper(),
+            "path": path or "/",
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": merged.get("user-agent", ""),
+        },
+        "requestId": request_id,
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "timeEpoch": int(now * 1000),
+    }
+    if iam is not None:
+        context["authorizer"] = {"iam": dict(iam)}
+    event["requestContext"] = context
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+            event["isBase64Encoded"] = False
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    else:
+        event["isBase64Encoded"] = False
+    return event
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def make_front_server(host: str, port: int, config: FrontConfig) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), _make_handler(config))
+    server.daemon_threads = True
+    return server
+
+
+def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body leave in separate writes: without this, Nagle + delayed ACK stall 40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        server_version = "dify-lambda-serve"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _plain(self, status: int, error_type: str | None, body: bytes, request_id: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-amzn-RequestId", request_id)
+            if error_type:
+                self.send_header("x-amzn-ErrorType", error_type)
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def _read_body(self) -> bytes:
+            if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+                parts: list[bytes] = []
+                total = 0
+                while True:
+                    size = int(self.rfile.readline(65536).split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                            pass
+                        return b"".join(parts)
+                    total += size
+                    if total > FUNCTION_URL_MAX_REQUEST_BYTES:
+                        self.close_connection = True
+                        raise _TooLarge
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline(65536)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > FUNCTION_URL_MAX_REQUEST_BYTES:
+                self.close_connection = True
+                raise _TooLarge
+            return self.rfile.read(length) if length else b""
+
+        def _handle(self) -> None:
+            request_id = str(uuid.uuid4())
+            try:
+                body = self._read_body()
+            except _TooLarge:
+                doc = {
+                    "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+                }
+                self._plain(413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
+                return
+            except ValueError:
+                self.close_connection = True
+                self._plain(400, None, b'{"Message":"malformed chunked request body"}', request_id)
+                return
+            now = time.time()
+            event = build_event(
+                method=self.command,
+                target=self.path,
+                headers=list(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+                request_id=request_id,
+                url_id=config.url_id,
+                iam=LOCAL_IAM_IDENTITY if config.auth == "AWS_IAM" else None,
+                now=now,
+            )
+            worker = config.pool.acquire(config.queue_timeout)
+            if worker is None:
+                doc = {
+                    "Reason": "ConcurrentInvocationLimitExceeded",
+                    "Type": "User",
+                    "message": "Rate Exceeded.",
+                }
+                self._plain(429, "TooManyRequestsException", json.dumps(doc).encode(), request_id)
+                return
+            try:
+                deadline = now + config.function_timeout
+                exchange = Exchange(request_id, event, int(deadline * 1000))
+                worker.submit(exchange)
+                _Relay(self, worker, exchange, deadline, request_id).run()
+            finally:
+                config.pool.release(worker)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+    return Handler
+
+
+class _Relay:
+    """Moves one exchange's messages to the client; keeps draining if the client goes away."""
+
+    def __init__(
+        self, handler: BaseHTTPRequestHandler, worker: Worker, exchange: Exchange, deadline: float, rid: str
+    ) -> None:
+        self.h, self.worker, self.exchange, self.deadline, self.rid = handler, worker, exchange, deadline, rid
+        self.started = False
+        self.client_ok = True
+        self.no_body = False
+
+    def _send(self, action: Callable[[], None]) -> None:
+        if not self.client_ok:
+            return
+        try:
+            action()
+        except OSError:
+            self.client_ok = False  # the client left; the invocation still runs to its end, like Lambda
+
+    def run(self) -> None:
+        while True:
+            left = self.deadline - time.time()
+            try:
+                message = self.exchange.messages.get(timeout=max(left, 0.0)) if left > 0 else None
+            except queue.Empty:
+                message = None
+            if message is None:
+                self._timeout()
+                break
+            if message.kind == "head":
+                self._send(functools.partial(self._head, message.data))
+            elif message.kind == "chunk":
+                self._send(functools.partial(self._chunk, message.data))
+            else:
+                self._final(message)
+                break
+        if not self.client_ok:
+            self.h.close_connection = True
+
+    def _head(self, prelude: dict[str, Any]) -> None:
+        h = self.h
+        status = int(prelude.get("statusCode", 200))
+        self.no_body = status in _NO_BODY_STATUSES or h.command == "HEAD"
+        h.send_response(status)
+        headers = prelude.get("headers") or {}
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                h.send_header(str(name), str(value))
+        for cookie in prelude.get("cookies") or []:
+            h.send_header("Set-Cookie", str(cookie))
+        h.send_header("x-amzn-RequestId", self.rid)
+        if not self.no_body:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", "0")
+        h.end_headers()
+        h.wfile.flush()
+        self.started = True
+
+    def _chunk(self, data: bytes) -> None:
+        if data and self.started and not self.no_body:
+            self.h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.h.wfile.flush()
+
+    def _final(self, message: Message) -> None:
+        if message.kind == "end":
+            if not self.no_body:
+                self._send(self._end)
+            return
+        if message.kind == "trailer_error":
+            error_type, _ = message.data
+            _log(f"request {self.rid}: function error after the first byte ({error_type}); stream truncated")
+            self._truncate()
+            return
+        error_type, body = message.data
+        if self.started:
+            _log(f"request {self.rid}: {error_type} after the first byte; stream truncated")
+            self._truncate()
+            return
+        self._send(functools.partial(self._error, error_type, body))
+
+    def _end(self) -> None:
+        self.h.wfile.write(b"0\r\n\r\n")
+        self.h.wfile.flush()
+
+    def _error(self, error_type: str, body: bytes) -> None:
+        h = self.h
+        h.send_response(502)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("x-amzn-RequestId", self.rid)
+        h.send_header("x-amzn-ErrorType", error_type)
+        h.end_headers()
+        h.wfile.write(body)
+        h.wfile.flush()
+
+    def _truncate(self) -> None:
+        # No terminating chunk: the client sees an incomplete body, not a clean end.
+        self.h.close_connection = True
+
+    def _timeout(self) -> None:
+        _log(f"request {self.rid}: task timed out; stopping the worker")
+        self.worker.kill()
+        if self.started:
+            self._truncate()
+            return
+        error_type = "Sandbox.Timedout"
+        body = json.dumps(
+            {"errorMessage": f"RequestId: {self.rid} Error: Task timed out", "errorType": error_type}
+        )
+        self._send(functools.partial(self._error, error_type, body.encode()))
+
+
+def _log(line: str) -> None:
+    print(f"dify-lambda serve: {line}", file=sys.stderr, flush=True)

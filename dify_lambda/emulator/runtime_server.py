@@ -1,0 +1,325 @@
+"""A local Lambda Runtime API for one worker process (wire-protocol.md §7).
+
+Hands out one invocation at a time from ``/invocation/next`` and turns the worker's streamed
+answer into :class:`Message` items on the invocation's queue the moment the bytes arrive: the
+prelude (``head``), each body piece (``chunk``), then ``end``, a mid-stream ``trailer_error``, or
+an ``error`` (``/error``, init failure, crash, protocol violation).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Exchange", "LocalRuntimeApi", "Message"]
+
+PREFIX = "/2018-06-01/runtime"
+DELIMITER = b"\0" * 8
+MAX_PRELUDE_BYTES = 1024 * 1024
+_MAX_LINE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """kind: ``head`` (data = prelude dict), ``chunk`` (bytes), ``end``, ``trailer_error``
+    (data = (error type, decoded body)) or ``error`` (data = (error type, JSON body bytes))."""
+
+    kind: str
+    data: Any = None
+
+
+@dataclass
+class Exchange:
+    """One invocation between the front server and the worker."""
+
+    request_id: str
+    event: dict[str, Any]
+    deadline_ms: int
+    messages: queue.Queue[Message] = field(default_factory=queue.Queue)
+    #: Set when a final message (end, trailer_error, error) has been queued.
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def put(self, message: Message) -> None:
+        if self.finished.is_set():
+            return
+        if message.kind in ("end", "trailer_error", "error"):
+            self.finished.set()
+        self.messages.put(message)
+
+    def fail(self, error_type: str, message: str) -> None:
+        body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+        self.put(Message("error", (error_type, body)))
+
+
+class _Violation(Exception):
+    pass
+
+
+class LocalRuntimeApi:
+    """The Runtime API a worker's ``AWS_LAMBDA_RUNTIME_API`` points at."""
+
+    def __init__(self, function_arn: str) -> None:
+        self.function_arn = function_arn
+        self._lock = threading.Lock()
+        self._pending: queue.Queue[Exchange] = queue.Queue()
+        self._current: Exchange | None = None
+        self._closed = threading.Event()
+        #: Set at each ``/next`` (the runtime finished init and is idle).
+        self.ready = threading.Event()
+        self.init_error: tuple[str, bytes] | None = None
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def submit(self, exchange: Exchange) -> None:
+        self._pending.put(exchange)
+
+    def reset(self) -> None:
+        """A new worker process starts: forget the previous one's state."""
+        self.ready.clear()
+        with self._lock:
+            self.init_error = None
+
+    def process_exited(self, returncode: int) -> None:
+        """Fail whatever the dead process was doing, as Lambda reports a crashed runtime."""
+        with self._lock:
+            current, self._current = self._current, None
+            init_error = self.init_error
+        stranded = [current] if current is not None else []
+        while True:
+            try:
+                stranded.append(self._pending.get_nowait())
+            except queue.Empty:
+                break
+        for exchange in stranded:
+            if init_error is not None:
+                exchange.put(Message("error", init_error))
+            else:
+                exchange.fail(
+                    "Runtime.ExitError",
+                    f"RequestId: {exchange.request_id} Error: Runtime exited "
+                    f"with error: exit status {returncode}",
+                )
+
+    def close(self) -> None:
+        self._closed.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- called by the handler ------------------------------------------------------------------
+
+    def _next(self) -> Exchange | None:
+        with self._lock:
+            previous, self._current = self._current, None
+        if previous is not None:
+            previous.fail("Runtime.InvalidState", "the runtime asked for the next event without answering")
+        self.ready.set()
+        while not self._closed.is_set():
+            try:
+                exchange = self._pending.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            with self._lock:
+                self._current = exchange
+            return exchange
+        return None
+
+    def _exchange(self, request_id: str) -> Exchange:
+        with self._lock:
+            current = self._current
+        if current is None or current.request_id != request_id:
+            raise _Violation(f"no invocation {request_id!r} is in progress")
+        return current
+
+    def _done(self, exchange: Exchange) -> None:
+        with self._lock:
+            if self._current is exchange:
+                self._current = None
+
+    def _init_error(self, error_type: str, body: bytes) -> None:
+        with self._lock:
+            self.init_error = (error_type, body)
+            current = self._current
+        if current is not None:
+            current.put(Message("error", (error_type, body)))
+
+
+def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body leave in separate writes: without this, Nagle + delayed ACK stall 40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, doc: dict[str, Any]) -> None:
+            body = json.dumps(doc).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+            except OSError:
+                self.close_connection = True
+
+        def do_GET(self) -> None:
+            if self.path == PREFIX + "/invocation/next":
+                exchange = api._next()
+                if exchange is None:
+                    self.close_connection = True
+                    self._reply(503, {"errorMessage": "the emulator is shutting down"})
+                    return
+                body = json.dumps(exchange.event).encode()
+                self.send_response(200)
+                self.send_header("Lambda-Runtime-Aws-Request-Id", exchange.request_id)
+                self.send_header("Lambda-Runtime-Deadline-Ms", str(exchange.deadline_ms))
+                self.send_header("Lambda-Runtime-Invoked-Function-Arn", api.function_arn)
+                self.send_header("Lambda-Runtime-Trace-Id", _trace_id())
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+            elif self.path == PREFIX + "/restore/next":
+                self._reply(200, {})
+            else:
+                self._reply(404, {"errorMessage": f"unknown path {self.path[:200]}"})
+
+        def do_POST(self) -> None:
+            path = self.path
+            try:
+                if path in (PREFIX + "/init/error", PREFIX + "/restore/error"):
+                    api._init_error(self._error_type(), self._read_length())
+                    self._reply(202, {"status": "OK"})
+                    return
+                prefix = PREFIX + "/invocation/"
+                if path.startswith(prefix) and path.count("/") == 5:
+                    request_id, _, kind = path[len(prefix) :].partition("/")
+                    exchange = api._exchange(request_id)
+                    if kind == "error":
+                        exchange.put(Message("error", (self._error_type(), self._read_length())))
+                    elif kind == "response":
+                        self._response(exchange)
+                    else:
+                        raise _Violation(f"unknown invocation call {kind[:40]!r}")
+                    api._done(exchange)
+                    self._reply(202, {"status": "OK"})
+                    return
+                raise _Violation(f"unknown path {path[:200]}")
+            except _Violation as exc:
+                self.close_connection = True
+                self._reply(400, {"errorType": "InvalidRequest", "errorMessage": str(exc)})
+
+        def _error_type(self) -> str:
+            return self.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+
+        def _read_length(self) -> bytes:
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit():
+                raise _Violation("invalid Content-Length")
+            return self.rfile.read(int(length))
+
+        def _response(self, exchange: Exchange) -> None:
+            if self.headers.get("Lambda-Runtime-Function-Response-Mode") != "streaming":
+                exchange.fail("Runtime.InvalidResponseModeHeader", "the runtime did not stream its response")
+                raise _Violation("Lambda-Runtime-Function-Response-Mode must be streaming")
+            if (self.headers.get("Transfer-Encoding") or "").lower() != "chunked":
+                exchange.fail("Runtime.InvalidResponse", "the response is not chunked")
+                raise _Violation("the response must use Transfer-Encoding: chunked")
+            try:
+                self._stream(exchange)
+            except _Violation as exc:
+                exchange.fail("Runtime.InvalidResponse", str(exc))
+                raise
+
+        def _stream(self, exchange: Exchange) -> None:
+            head = bytearray()
+            in_body = False
+            while True:
+                size_line = self.rfile.readline(_MAX_LINE)
+                if not size_line:
+                    # The runtime died mid-stream: what was sent stays sent (Lambda's "Truncated").
+                    exchange.fail(
+                        "Runtime.TruncatedResponse", "the response stream ended without its last chunk"
+                    )
+                    return
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise _Violation(f"malformed chunk size {size_line[:40]!r}") from None
+                if size == 0:
+                    break
+                data = self.rfile.read(size)
+                if len(data) != size or self.rfile.read(2) != b"\r\n":
+                    raise _Violation("truncated chunk")
+                if in_body:
+                    exchange.put(Message("chunk", data))
+                    continue
+                head += data
+                cut = head.find(DELIMITER)
+                if cut < 0:
+                    if len(head) > MAX_PRELUDE_BYTES:
+                        raise _Violation("no 8-NUL delimiter within the first MiB")
+                    continue
+                exchange.put(Message("head", _prelude(bytes(head[:cut]))))
+                in_body = True
+                rest = bytes(head[cut + len(DELIMITER) :])
+                if rest:
+                    exchange.put(Message("chunk", rest))
+            trailers: dict[str, str] = {}
+            while True:
+                line = self.rfile.readline(_MAX_LINE)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                trailers[name.strip().lower()] = value.strip()
+            if not in_body:
+                raise _Violation("the response has no prelude and 8-NUL delimiter")
+            error_type = trailers.get("lambda-runtime-function-error-type")
+            if error_type:
+                exchange.put(Message("trailer_error", (error_type, _error_body(trailers))))
+            else:
+                exchange.put(Message("end"))
+
+    return Handler
+
+
+def _prelude(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise _Violation("the prelude is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("statusCode", 200), int):
+        raise _Violation("the prelude is not an object with an integer statusCode")
+    return doc
+
+
+def _error_body(trailers: dict[str, str]) -> dict[str, Any]:
+    try:
+        doc = json.loads(
+            base64.b64decode(trailers.get("lambda-runtime-function-error-body", ""), validate=True)
+        )
+    except (binascii.Error, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
