@@ -165,9 +165,10 @@ class TimingRuntimeAPI:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                    # Stamp before the bytes leave: a fast answer may arrive before flush() returns.
+                    inv.delivered_at = time.perf_counter()
                     self.wfile.flush()
                     self.wfile = self.wfile.raw  # type: ignore[attr-defined]
-                    inv.delivered_at = time.perf_counter()
                     return
                 self.send_error(404)
 

@@ -1,7 +1,8 @@
 """The real :class:`~dify_lambda.handlers.dispatch.PluginRuntime`: one plugin loaded with the SDK.
 
 Runs only inside the plugin process: ``dify_plugin`` is imported in :meth:`SdkPluginRuntime.load`
-(it gevent-patches the process). The plugin is loaded with the SDK's own public classes
+(lazily by default, or through its gevent-patching ``__init__``: see
+:mod:`dify_lambda.handlers.sdk_import`). The plugin is loaded with the SDK's own public classes
 (``PluginRegistration``, ``PluginExecutor``, ``Session``; sdk-notes.md §3.1 A) and each event line
 is serialized by the SDK's own ``ResponseWriter`` helpers, so the bytes equal what the SDK's
 serverless server writes. The per-request loop mirrors ``Plugin._execute_request`` and
@@ -28,6 +29,7 @@ from dify_lambda import wire
 from dify_lambda.errors import PluginLoadError
 from dify_lambda.handlers.dispatch import Invocation, Outcome
 from dify_lambda.handlers.errors import InvalidRequestError, UnsupportedSdkError
+from dify_lambda.handlers.sdk_import import load_sdk_plugin
 
 __all__ = ["EXECUTOR_METHODS", "SUPPORTED_SDK", "SdkPluginRuntime", "check_sdk_version"]
 
@@ -116,15 +118,7 @@ class SdkPluginRuntime:
         os.chdir(root)
         if sys.path[:1] != [str(root)]:
             sys.path.insert(0, str(root))
-        sdk = _Sdk.import_()
-        try:
-            env = sdk.DifyPluginEnv(INSTALL_METHOD=sdk.InstallMethod.Serverless)
-            registration = sdk.PluginRegistration(env)
-            executor = sdk.PluginExecutor(env, registration)
-        except Exception as exc:
-            raise PluginLoadError(
-                f"the SDK could not load the plugin in {root}: {type(exc).__name__}: {exc}"
-            ) from exc
+        env, registration, executor, sdk = load_sdk_plugin(root, _Sdk.import_)
         config = registration.configuration
         routes = {action: _route(executor, name) for action, name in EXECUTOR_METHODS.items()}
         sdk.env = env

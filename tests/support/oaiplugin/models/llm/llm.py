@@ -1,0 +1,5 @@
+from dify_plugin import OAICompatLargeLanguageModel
+
+
+class OaiCompatFixtureLLM(OAICompatLargeLanguageModel):
+    pass

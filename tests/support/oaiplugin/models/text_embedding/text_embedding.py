@@ -1,0 +1,5 @@
+from dify_plugin import OAICompatEmbeddingModel
+
+
+class OaiCompatFixtureEmbedding(OAICompatEmbeddingModel):
+    pass
