@@ -1,10 +1,298 @@
-"""CLI commands: infra (filled in by its part)."""
+"""CLI commands for AWS: ``deploy``, ``rollback``, ``ls`` and the serverless ``connector``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+__all__ = ["register"]
+
+DEFAULT_API_KEY_ENV = "DIFY_LAMBDA_CONNECTOR_API_KEY"
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--env {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def _aws_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    p.add_argument("--profile", help="AWS profile from the shared config")
+
+
+def _printer(quiet: bool) -> Any:
+    def progress(line: str) -> None:
+        if not quiet:
+            print(f"  {line}", file=sys.stderr, flush=True)
+
+    return progress
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this module's subcommands to the top-level parser."""
+    d = sub.add_parser(
+        "deploy",
+        help="create or update a plugin function on AWS Lambda",
+        description=(
+            "Deploy a built artifact (a `dify-lambda build` output directory) or a .difypkg/plugin "
+            "directory (built first) as a Lambda function: publish a version, point the 'live' alias "
+            "at it and serve it from a streaming function URL. Deploying the same checksum twice "
+            "changes nothing."
+        ),
+    )
+    d.add_argument(
+        "source", metavar="PKG_OR_BUILD_DIR", help="build output directory, .difypkg or plugin directory"
+    )
+    _aws_arguments(d)
+    d.add_argument(
+        "--name", help="function name (must start with dify-; default dify-<author>-<name>-<version>)"
+    )
+    d.add_argument("--url-auth", choices=("AWS_IAM", "NONE"), default="AWS_IAM", help="function URL AuthType")
+    d.add_argument(
+        "--principal",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="caller allowed to invoke the AWS_IAM URL (lambda:InvokeFunctionUrl and lambda:InvokeFunction)",
+    )
+    d.add_argument("--role-arn", help="execution role (default: create dify-lambda-<function>)")
+    d.add_argument("--no-create-role", action="store_true", help="fail instead of creating an execution role")
+    d.add_argument(
+        "--bucket",
+        help="S3 bucket for artifacts over 50 MB (default dify-lambda-artifacts-<account>-<region>)",
+    )
+    d.add_argument("--no-create-bucket", action="store_true", help="fail instead of creating the bucket")
+    d.add_argument("--memory", type=_positive_int, metavar="MB", help="override MemorySize")
+    d.add_argument("--timeout", type=_positive_int, metavar="SECONDS", help="override Timeout")
+    d.add_argument(
+        "--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE", help="extra environment"
+    )
+    d.add_argument("--rotate-secret", action="store_true", help="NONE auth: generate a new path secret")
+    d.add_argument("--arch", help="build: x86_64 or arm64")
+    d.add_argument("--python", help="build: 3.12 or 3.13")
+    d.add_argument("--cache-dir", type=Path, metavar="DIR", help="build: dependency cache directory")
+    d.add_argument(
+        "--build-dir", type=Path, metavar="DIR", help="build: output directory (default out/<name>)"
+    )
+    d.add_argument(
+        "--routes", type=Path, metavar="FILE", help="merge the route into this YAML/JSON route table"
+    )
+    d.add_argument(
+        "--routes-ssm", metavar="NAME", help="merge the route into this SSM String parameter (JSON)"
+    )
+    d.add_argument("--secret-env", metavar="VAR", help="NONE auth: env var the router reads the secret from")
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    d.set_defaults(func=cmd_deploy)
+
+    r = sub.add_parser("rollback", help="point the live alias at the previous published version")
+    r.add_argument("function", metavar="FUNCTION", help="function name (dify-...)")
+    _aws_arguments(r)
+    r.set_defaults(func=cmd_rollback)
+
+    ls = sub.add_parser("ls", help="list deployed plugin functions")
+    _aws_arguments(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.add_argument("--show-secrets", action="store_true", help="include NONE functions' secret endpoints")
+    ls.set_defaults(func=cmd_ls)
+
+    c = sub.add_parser(
+        "connector",
+        help="run a serverless connector for an unmodified Dify plugin daemon (PLATFORM=serverless)",
+        description="Serve the daemon's connector API: /ping, /v1/runner/instances, /v1/launch "
+        "(docs/connector.md).",
+    )
+    c.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    c.add_argument("--port", type=int, default=5004, help="port (default 5004; 0 picks a free one)")
+    c.add_argument(
+        "--api-key-env",
+        default=DEFAULT_API_KEY_ENV,
+        metavar="VAR",
+        help=f"environment variable holding the API key (default {DEFAULT_API_KEY_ENV})",
+    )
+    c.add_argument(
+        "--allow-unverified", action="store_true", help="launch packages the daemon marks unverified"
+    )
+    c.add_argument(
+        "--max-package-mb", type=_positive_int, default=50, metavar="N", help="upload cap (default 50)"
+    )
+    _aws_arguments(c)
+    c.add_argument("--daemon-url", help="DIFY_PLUGIN_DAEMON_URL given to launched functions")
+    c.add_argument(
+        "--role-arn", help="execution role for launched functions (default: one role per function)"
+    )
+    c.add_argument("--bucket", help="S3 bucket for artifacts over 50 MB")
+    c.add_argument("--arch", help="build architecture (default from the manifest)")
+    c.add_argument("--python", help="build Python (default from the manifest)")
+    c.add_argument("--cache-dir", type=Path, metavar="DIR", help="dependency cache directory")
+    c.add_argument(
+        "--launch-timeout",
+        type=_positive_int,
+        default=225,
+        metavar="SECONDS",
+        help="stream budget (default 225)",
+    )
+    c.set_defaults(func=cmd_connector)
+
+
+def _deployer(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from dify_lambda.infra.aws import AwsClients
+    from dify_lambda.infra.deployer import Deployer
+
+    return Deployer(AwsClients.create(args.region, profile=args.profile), **kwargs)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from dify_lambda.infra.builder import BuildRequest, load_build_output, packaging_builder
+    from dify_lambda.infra.models import DeployOptions
+    from dify_lambda.infra.routes import publish_to_file, publish_to_ssm
+
+    progress = _printer(args.quiet)
+    source = Path(args.source)
+    if (source / "build-report.json").is_file():
+        artifact = load_build_output(source)
+    else:
+        from dify_lambda.packaging.build import open_package
+
+        package = open_package(source)
+        out_dir = args.build_dir or Path("out") / package.manifest.name
+        progress(f"building {package.unique_identifier} into {out_dir}")
+        builder = packaging_builder(arch=args.arch, python=args.python, cache_dir=args.cache_dir)
+        artifact = builder(BuildRequest(package=package, out_dir=out_dir, url_auth=args.url_auth), progress)
+    deployer = _deployer(args, bucket=args.bucket, create_bucket=not args.no_create_bucket)
+    options = DeployOptions(
+        name=args.name,
+        url_auth=args.url_auth,
+        principals=tuple(args.principal),
+        role_arn=args.role_arn,
+        create_role=not args.no_create_role,
+        environment=dict(args.env),
+        memory_mb=args.memory,
+        timeout_s=args.timeout,
+        rotate_secret=args.rotate_secret,
+    )
+    result = deployer.deploy(artifact, options, progress)
+    published: list[str] = []
+    if args.routes:
+        published.append(str(publish_to_file(args.routes, result, secret_env=args.secret_env)))
+    if args.routes_ssm:
+        publish_to_ssm(deployer.clients.ssm, args.routes_ssm, result, secret_env=args.secret_env)
+        published.append(f"ssm:{args.routes_ssm}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "function_name": result.function_name,
+                    "function_arn": result.function_arn,
+                    "version": result.version,
+                    "previous_version": result.previous_version,
+                    "url": result.url,
+                    "url_auth": result.url_auth,
+                    "unique_identifier": result.unique_identifier,
+                    "routes": published,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{result.status}: {result.unique_identifier}")
+    print(f"  function  {result.function_name}")
+    previous = (
+        f" (was {result.previous_version})" if result.previous_version not in (None, result.version) else ""
+    )
+    print(f"  version   {result.version}{previous}, alias live")
+    print(f"  url       {result.url} ({result.url_auth})")
+    if result.url_auth == "NONE":
+        print("  secret    in the function environment; `dify-lambda ls --show-secrets` prints the endpoint")
+    for target in published:
+        print(f"  routes    {target}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    result = _deployer(args).rollback(args.function, _printer(False))
+    print(f"rolled back {result.function_name}: live {result.from_version} -> {result.to_version}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    functions = _deployer(args).list_deployed()
+    rows = []
+    for f in functions:
+        row = {
+            "function": f.function_name,
+            "plugin_id": f.plugin_id,
+            "version": f.version,
+            "alias_version": f.alias_version,
+            "url": f.url,
+            "auth": f.url_auth,
+            "checksum": f.checksum,
+        }
+        if args.show_secrets and f.url_auth == "NONE":
+            row["endpoint"] = f.endpoint
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no dify-lambda functions found")
+        return 0
+    columns = ["function", "plugin_id", "version", "alias_version", "auth", "url"]
+    if args.show_secrets:
+        columns.append("endpoint")
+    widths = {c: max(len(c), *(len(str(r.get(c) or "-")) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(str(row.get(c) or "-").ljust(widths[c]) for c in columns).rstrip())
+    return 0
+
+
+def cmd_connector(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from dify_lambda.infra.builder import packaging_builder
+    from dify_lambda.infra.connector.server import make_server
+    from dify_lambda.infra.connector.service import ConnectorSettings, LaunchService
+    from dify_lambda.infra.errors import ConnectorError
+
+    api_key = os.environ.get(args.api_key_env, "")
+    if not api_key:
+        raise ConnectorError(f"the API key environment variable {args.api_key_env} is empty or unset")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ConnectorSettings(
+        allow_unverified=args.allow_unverified,
+        daemon_url=args.daemon_url,
+        role_arn=args.role_arn,
+        launch_budget_s=float(args.launch_timeout),
+    )
+    builder = packaging_builder(arch=args.arch, python=args.python, cache_dir=args.cache_dir)
+    service = LaunchService(_deployer(args, bucket=args.bucket), builder, settings)
+    server = make_server(
+        args.host, args.port, service, api_key=api_key, max_package_bytes=args.max_package_mb * 1024 * 1024
+    )
+    print(f"dify-lambda connector listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("dify-lambda connector: stopping; waiting for running launches to finish", file=sys.stderr)
+    finally:
+        server.server_close()
+        service.wait_idle(timeout=float(args.launch_timeout))
+    return 0

@@ -1,0 +1,155 @@
+"""Helpers for infra tests: moto config, small artifacts, a fake builder, a connector runner."""
+
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from dify_lambda.infra.artifact import BuiltArtifact, FunctionSettings, Progress, settings_from_template
+from dify_lambda.infra.aws import AwsClients
+from dify_lambda.infra.builder import BuildRequest
+from dify_lambda.infra.connector.server import ConnectorServer, make_server
+from dify_lambda.infra.connector.service import ConnectorSettings, LaunchService
+from dify_lambda.infra.deployer import Deployer
+
+REGION = "us-east-1"
+MOTO_CONFIG: Any = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
+API_KEY = "test-connector-key-0123456789"
+
+#: What the builder's SAM template declares for the function (the parts the deployer copies).
+TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "PluginFunction": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "Runtime": "python3.12",
+                "Architectures": ["arm64"],
+                "MemorySize": 512,
+                "Timeout": 300,
+                "Handler": "dify_lambda.handlers.buffered.lambda_handler",
+                "Environment": {
+                    "Variables": {
+                        "AWS_LAMBDA_EXEC_WRAPPER": "/var/task/dify_lambda/handlers/exec_wrapper.sh",
+                        "DIFY_LAMBDA_PLUGIN_ROOT": "/var/task/plugin",
+                        "INSTALL_METHOD": "serverless",
+                        "DIFY_LAMBDA_URL_AUTH": {"Ref": "UrlAuth"},
+                    }
+                },
+            },
+        }
+    }
+}
+
+
+class SleepCounter:
+    """An injected sleep that records instead of waiting."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in sorted(files.items()):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return out.getvalue()
+
+
+def make_artifact(
+    directory: Path,
+    *,
+    plugin_id: str = "acme/tiny",
+    version: str = "0.0.1",
+    checksum: str = "ab" * 32,
+    providers: tuple[str, ...] = ("tiny",),
+    content: bytes = b"print('v1')\n",
+    settings: FunctionSettings | None = None,
+) -> BuiltArtifact:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{checksum[:12]}-{len(content)}.zip"
+    path.write_bytes(zip_bytes({"dify_lambda/__init__.py": b"", "plugin/main.py": content}))
+    return BuiltArtifact(
+        path=path,
+        plugin_id=plugin_id,
+        version=version,
+        checksum=checksum,
+        providers=providers,
+        settings=settings or settings_from_template(TEMPLATE),
+    )
+
+
+class FakeBuilder:
+    """Stands in for the packaging builder: a small zip derived from the package, template settings."""
+
+    def __init__(self, *, fail_with: Exception | None = None) -> None:
+        self.calls: list[str] = []
+        self.fail_with = fail_with
+
+    def __call__(self, request: BuildRequest, progress: Progress) -> BuiltArtifact:
+        package = request.package
+        self.calls.append(package.checksum)
+        progress("resolving dependencies (fake)")
+        if self.fail_with is not None:
+            raise self.fail_with
+        path = request.out_dir / "artifact.zip"
+        path.write_bytes(
+            zip_bytes(
+                {"dify_lambda/__init__.py": b"", **{f"plugin/{k}": v for k, v in package.files().items()}}
+            )
+        )
+        progress("zipped artifact (fake)")
+        return BuiltArtifact(
+            path=path,
+            plugin_id=package.plugin_id,
+            version=str(package.manifest.version),
+            checksum=package.checksum,
+            providers=tuple(p.name for p in package.providers),
+            settings=settings_from_template(TEMPLATE),
+        )
+
+
+class RunningConnector:
+    def __init__(self, server: ConnectorServer, service: LaunchService, builder: FakeBuilder) -> None:
+        self.server = server
+        self.service = service
+        self.builder = builder
+        self.url = server.url
+
+
+def start_connector(
+    aws: AwsClients,
+    builder: Any,
+    *,
+    settings: ConnectorSettings | None = None,
+    max_package_bytes: int = 8 * 1024 * 1024,
+    work_root: Path | None = None,
+) -> tuple[ConnectorServer, LaunchService, threading.Thread]:
+    service = LaunchService(Deployer(aws, sleep=SleepCounter()), builder, settings, work_root=work_root)
+    server = make_server("127.0.0.1", 0, service, api_key=API_KEY, max_package_bytes=max_package_bytes)
+    thread = threading.Thread(target=server.serve_forever, name="connector", daemon=True)
+    thread.start()
+    return server, service, thread
+
+
+class FailingLambda:
+    """Delegates to the real (moto) client but fails one operation, like a throttled API would."""
+
+    def __init__(self, real: Any, fail_on: str) -> None:
+        self._real = real
+        self._fail_on = fail_on
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._fail_on:
+
+            def fail(**_kwargs: Any) -> Any:
+                raise RuntimeError(f"injected failure in {name}")
+
+            return fail
+        return getattr(self._real, name)
