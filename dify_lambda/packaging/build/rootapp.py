@@ -2,9 +2,9 @@
 
 Regenerate with ``python -m dify_lambda.packaging.build.rootapp [REPO_ROOT]`` (a test keeps them in sync).
 ``CodeUri`` is ``out/mockgpt/artifact.zip``: build first (``dify-lambda build plugins/mockgpt -o
-out/mockgpt``), then ``sam validate --lint`` and ``sam deploy`` from the root. ``sam build`` is not part
-of the flow: the artifact is already built for Lambda (``sam build`` would re-resolve the plugin with
-the host's pip and drop the runtime).
+out/mockgpt``), then ``sam validate --lint``, ``sam build`` and ``sam deploy`` from the root. Because
+``CodeUri`` is a ``.zip``, ``sam build`` skips the function (no pip, no Python or Docker needed) and
+only rewrites the path in ``.aws-sam/build/template.yaml``; ``sam deploy`` uploads the zip unchanged.
 """
 
 from __future__ import annotations

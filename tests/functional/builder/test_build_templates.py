@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dify_lambda import wire
-from dify_lambda.packaging.build import BuildOptions, open_package, target_for
+from dify_lambda.packaging.build import ARTIFACT_FILE, BuildOptions, open_package, target_for
 from dify_lambda.packaging.build.app import render_application
 from dify_lambda.packaging.build.rootapp import ROOT_CODE_URI, root_application
 from dify_lambda.packaging.sam import load_template, to_yaml
@@ -83,6 +83,16 @@ def test_root_template_and_samconfig_are_in_sync() -> None:
     )
     assert (ROOT / "samconfig.toml").read_text() == expected.samconfig_toml
     assert expected.template["Resources"]["PluginFunction"]["Properties"]["CodeUri"] == ROOT_CODE_URI
+
+
+def test_code_uris_are_zip_files_so_sam_build_keeps_the_artifact() -> None:
+    # `sam build` skips functions whose CodeUri is a .zip ("Skip building zip function") and
+    # only rewrites the path; a directory CodeUri would go through its python_pip workflow instead.
+    root_uri = root_application(ROOT).template["Resources"]["PluginFunction"]["Properties"]["CodeUri"]
+    assert root_uri == ROOT_CODE_URI
+    assert root_uri.endswith(".zip")
+    assert root_uri.split("/")[-1] == ARTIFACT_FILE
+    assert ARTIFACT_FILE.endswith(".zip")
 
 
 def test_translator_yields_streaming_url_on_the_alias() -> None:
