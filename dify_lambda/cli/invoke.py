@@ -4,6 +4,7 @@ Examples::
 
     dify-lambda invoke https://abc.lambda-url.us-east-1.on.aws/ invoke_llm --data @llm.json
     dify-lambda invoke --routes routes.yaml --plugin langgenius/openai invoke_text_embedding --data '{...}'
+    dify-lambda invoke --routes ssm:/dify-lambda/routes --plugin acme/x invoke_llm --data @llm.json
 
 LLM text deltas are printed as they arrive; other actions print their JSON payloads; usage goes to
 stderr at the end. A plugin error prints one line and exits 1; bad flags exit 2.
@@ -32,13 +33,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             "Send one model action (invoke_llm, invoke_text_embedding, ...) through the dify-lambda router "
             "to a function URL, or to the deployments a route table lists for --plugin."
         ),
-        usage="dify-lambda invoke (URL | --routes FILE --plugin ID) ACTION --data @file.json|JSON [options]",
+        usage=(
+            "dify-lambda invoke (URL | --routes FILE|ssm:NAME --plugin ID) ACTION"
+            " --data @file.json|JSON [options]"
+        ),
     )
     parser.add_argument(
         "target", nargs="+", metavar="[URL] ACTION", help="function URL (optional) and action"
     )
     parser.add_argument("--data", required=True, help="the action's fields: JSON object, or @file.json")
-    parser.add_argument("--routes", type=Path, metavar="FILE", help="route table (YAML or JSON)")
+    parser.add_argument(
+        "--routes",
+        metavar="FILE|ssm:NAME",
+        help="route table: a YAML/JSON file, or ssm:<parameter name> (default AWS credentials and region)",
+    )
     parser.add_argument("--plugin", metavar="ID", help="plugin id to route, e.g. langgenius/openai")
     parser.add_argument("--user-id", default="dify-lambda-cli", help="user_id sent to the plugin")
     parser.add_argument("--tenant-id", default=None, help="tenant id, for tenant-pinned routes")
@@ -46,7 +54,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--auth", choices=("iam", "none", "secret"), default=None, help="auth of URL (default iam)"
     )
     parser.add_argument("--secret-env", metavar="VAR", help="environment variable holding the shared secret")
-    parser.add_argument("--region", help="region for SigV4 when the URL host does not name one")
+    parser.add_argument(
+        "--region",
+        help="region for SigV4 when the URL host does not name one, or of the --routes ssm: parameter",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="total seconds for the call")
     parser.set_defaults(func=_run, _parser=parser)
 
@@ -120,15 +131,22 @@ def _run(args: argparse.Namespace) -> int:
             parser, f"unknown ACTION {action!r} (choose from {', '.join(sorted(wire.MODEL_ACTIONS))})"
         )
     if url is None and (args.routes is None or not args.plugin):
-        return _fail(parser, "give a function URL, or --routes FILE with --plugin ID")
+        return _fail(parser, "give a function URL, or --routes FILE with --plugin ID (FILE may be ssm:NAME)")
     if url is not None and args.routes is not None:
         return _fail(parser, "give either a URL or --routes, not both")
     if url is not None and (args.auth or "iam") == "secret" and not args.secret_env:
         return _fail(parser, "--auth secret needs --secret-env VAR")
     if args.secret_env and (args.auth or "iam") != "secret":
         return _fail(parser, "--secret-env is only used with --auth secret")
-    if url is None and (args.auth or args.secret_env or args.region):
-        return _fail(parser, "--auth, --secret-env and --region apply to a URL; routes carry their own")
+    from dify_lambda.router.sources import SSM_PREFIX, load_route_file, route_loader, ssm_parameter_name
+
+    ssm_name = ssm_parameter_name(args.routes) if url is None and args.routes else None
+    if url is None and (args.auth or args.secret_env):
+        return _fail(parser, "--auth and --secret-env apply to a URL; routes carry their own")
+    if url is None and args.region and ssm_name is None:
+        return _fail(
+            parser, f"--region applies to a URL or to --routes {SSM_PREFIX}NAME; route files carry their own"
+        )
     try:
         data = _load_data(args.data)
     except _BadData as exc:
@@ -138,7 +156,6 @@ def _run(args: argparse.Namespace) -> int:
     from dify_lambda.router.errors import PluginInvokeError
     from dify_lambda.router.events import StreamEvent
     from dify_lambda.router.routes import parse_route_table
-    from dify_lambda.router.sources import load_route_file
 
     if url is not None:
         deployment: dict[str, Any] = {"url": url, "auth": args.auth or "iam"}
@@ -150,6 +167,16 @@ def _run(args: argparse.Namespace) -> int:
             deployment["region"] = args.region
         plugin_id = args.plugin or DIRECT_PLUGIN_ID
         table = parse_route_table({"routes": {plugin_id: {"deployments": [deployment]}}}, source="URL")
+    elif ssm_name is not None:
+        region = args.region
+
+        def ssm_client() -> Any:
+            import boto3  # lazy: only SSM route tables need it
+
+            return boto3.client("ssm", region_name=region)
+
+        table = route_loader(args.routes, ssm_client=ssm_client)()
+        plugin_id = args.plugin
     else:
         table = load_route_file(args.routes)
         plugin_id = args.plugin

@@ -4,7 +4,7 @@ Public names are loaded lazily (PEP 562), so ``import dify_lambda.router`` is ch
 neither httpx's transports nor botocore, boto3 or dify_plugin; botocore is only imported to sign
 the first ``iam`` request.
 
-Modules: ``routes`` (route table), ``sources`` (file, stack outputs, tags, cache), ``client``
+Modules: ``routes`` (route table), ``sources`` (file, SSM parameter, stack outputs, tags, cache), ``client``
 (:class:`Router`), ``policy`` (retries and cooldowns), ``events``, ``auth`` (SigV4, secret),
 ``batching`` (size guard, embedding batches), ``dify`` (Dify integration), ``errors``.
 """
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from dify_lambda.router.sources import (
         RouteCache,
         load_route_file,
+        route_loader,
+        routes_from_ssm,
         routes_from_stack_outputs,
         routes_from_tags,
     )
@@ -41,6 +43,8 @@ __all__ = [
     "StreamEvent",
     "Timeouts",
     "load_route_file",
+    "route_loader",
+    "routes_from_ssm",
     "routes_from_stack_outputs",
     "routes_from_tags",
 ]
@@ -59,6 +63,8 @@ _WHERE = {
     "RouteTarget": "routes",
     "RouteCache": "sources",
     "load_route_file": "sources",
+    "route_loader": "sources",
+    "routes_from_ssm": "sources",
     "routes_from_stack_outputs": "sources",
     "routes_from_tags": "sources",
 }

@@ -317,19 +317,28 @@ def install(
 _ENV_LOCK = threading.Lock()
 
 
-def install_from_env(environ: Mapping[str, str] | None = None) -> Installation | None:
+def _default_ssm_client() -> Any:
+    import boto3  # lazy: only ``ssm:`` route locations need it
+
+    return boto3.client("ssm")
+
+
+def install_from_env(
+    environ: Mapping[str, str] | None = None, *, ssm_client: Callable[[], Any] = _default_ssm_client
+) -> Installation | None:
     """Install from environment variables; None when ``DIFY_LAMBDA_ROUTES`` is unset.
 
-    - ``DIFY_LAMBDA_ROUTES``: path of the route table (YAML or JSON);
+    - ``DIFY_LAMBDA_ROUTES``: path of the route table (YAML or JSON), or ``ssm:<parameter name>``
+      (read with boto3's default credential chain and region);
     - ``DIFY_LAMBDA_ROUTER_PLUGINS``: comma-separated plugin ids to route (default: all in the table);
-    - ``DIFY_LAMBDA_ROUTES_REFRESH``: seconds between route file reloads (default 60).
+    - ``DIFY_LAMBDA_ROUTES_REFRESH``: seconds between route table reloads (default 60).
     """
     env = os.environ if environ is None else environ
     path = env.get("DIFY_LAMBDA_ROUTES", "").strip()
     if not path:
         return None
     from dify_lambda.router.client import Router
-    from dify_lambda.router.sources import RouteCache, load_route_file
+    from dify_lambda.router.sources import RouteCache, route_loader
 
     try:
         refresh = float(env.get("DIFY_LAMBDA_ROUTES_REFRESH", "60"))
@@ -337,6 +346,6 @@ def install_from_env(environ: Mapping[str, str] | None = None) -> Installation |
         raise RouterError("DIFY_LAMBDA_ROUTES_REFRESH must be a number of seconds") from None
     plugins = [p.strip() for p in env.get("DIFY_LAMBDA_ROUTER_PLUGINS", "").split(",") if p.strip()]
     with _ENV_LOCK:
-        cache = RouteCache(lambda: load_route_file(path), refresh_seconds=refresh)
-        cache.get()  # fail at startup, not on the first call, when the file is bad
+        cache = RouteCache(route_loader(path, ssm_client=ssm_client), refresh_seconds=refresh)
+        cache.get()  # fail at startup, not on the first call, when the table is bad
         return install(Router(cache), plugins or None)

@@ -1,7 +1,8 @@
-"""Where route tables come from: a file, CloudFormation stack outputs, or Lambda tags; plus a cache.
+"""Where route tables come from: a file, an SSM parameter, stack outputs or Lambda tags; plus a cache.
 
-The AWS sources take an injected boto3 client (``cloudformation`` or ``lambda``) so the router
-itself never imports boto3; tests pass moto-backed clients or small stubs.
+The AWS sources take an injected boto3 client (``ssm``, ``cloudformation`` or ``lambda``) so the
+router itself never imports boto3; tests pass moto-backed clients or small stubs. A route
+*location* is either a file path or ``ssm:<parameter name>`` (:func:`route_loader`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,22 @@ from dify_lambda import wire
 from dify_lambda.router.errors import InvalidRouteTableError, RouteSourceError
 from dify_lambda.router.routes import RouteTable, parse_route_table, region_from_url
 
-__all__ = ["RouteCache", "load_route_file", "routes_from_stack_outputs", "routes_from_tags"]
+__all__ = [
+    "SSM_PREFIX",
+    "RouteCache",
+    "load_route_file",
+    "route_loader",
+    "routes_from_ssm",
+    "routes_from_stack_outputs",
+    "routes_from_tags",
+    "ssm_parameter_name",
+]
 
 logger = logging.getLogger(__name__)
 
 _AUTH_ALIASES = {"aws_iam": "iam", "iam": "iam", "none": "none", "secret": "secret"}
+#: Prefix of a route location naming an SSM parameter instead of a file.
+SSM_PREFIX = "ssm:"
 
 
 def load_route_file(path: str | Path) -> RouteTable:
@@ -32,21 +44,95 @@ def load_route_file(path: str | Path) -> RouteTable:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise RouteSourceError(f"{file}: cannot read route table: {exc.strerror or exc}") from None
-    if file.suffix.lower() == ".json":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidRouteTableError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    else:
-        import yaml  # lazy: only file-based tables need it
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise InvalidRouteTableError(f"{file}: invalid YAML{where}") from None
+    raw = _decode(text, as_json=file.suffix.lower() == ".json", where=str(file))
     return parse_route_table(raw, source=file.name)
+
+
+def _decode(text: str, *, as_json: bool, where: str) -> Any:
+    """Decode a route document as JSON or YAML; errors name ``where`` and the line, never the text."""
+    if as_json:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRouteTableError(f"{where}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    import yaml  # lazy: only YAML tables need it
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InvalidRouteTableError(f"{where}: invalid YAML{line}") from None
+
+
+def _aws_error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (or a look-alike), else the class name."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code", "") if isinstance(response, Mapping) else ""
+    return str(code) or type(exc).__name__
+
+
+def routes_from_ssm(ssm_client: Any, name: str) -> RouteTable:
+    """Read the route table held in the SSM parameter ``name`` (JSON, as the deployer writes it, or YAML).
+
+    ``ssm_client`` is a boto3 ``ssm`` client; SecureString parameters are decrypted. Errors name
+    ``ssm:<name>`` and the entry: :class:`RouteSourceError` when the parameter is missing or the
+    call fails, :class:`InvalidRouteTableError` when the value is not a valid route table.
+    """
+    source = f"{SSM_PREFIX}{name}"
+    if not name:
+        raise RouteSourceError(f"{source}: empty SSM parameter name")
+    try:
+        value = ssm_client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except Exception as exc:  # botocore errors; botocore is not imported here
+        code = _aws_error_code(exc)
+        if code == "ParameterNotFound":
+            raise RouteSourceError(f"{source}: SSM parameter not found") from None
+        raise RouteSourceError(f"{source}: get_parameter failed: {code}") from None
+    if not isinstance(value, str):
+        raise InvalidRouteTableError(f"{source}: parameter value is not a string")
+    # The deployer writes compact JSON; a hand-written YAML value works too.
+    raw = _decode(value, as_json=value.lstrip().startswith(("{", "[")), where=source)
+    return parse_route_table(raw, source=source)
+
+
+def ssm_parameter_name(location: str | Path) -> str | None:
+    """The parameter name of an ``ssm:<name>`` route location, or None for a file path."""
+    if isinstance(location, Path) or not location.startswith(SSM_PREFIX):
+        return None
+    name = location[len(SSM_PREFIX) :].strip()
+    if not name:
+        raise RouteSourceError(f"{location!r}: expected ssm:<parameter name>")
+    return name
+
+
+def route_loader(
+    location: str | Path, *, ssm_client: Callable[[], Any] | None = None
+) -> Callable[[], RouteTable]:
+    """A :class:`RouteCache` loader for a route location: ``ssm:<name>`` or a file path.
+
+    For SSM, ``ssm_client`` is a factory of the boto3 client, called once on the first load (so the
+    caller decides how boto3 is imported and configured).
+    """
+    name = ssm_parameter_name(location)
+    if name is None:
+        return lambda: load_route_file(location)
+    if ssm_client is None:
+        raise RouteSourceError(f"{SSM_PREFIX}{name}: no SSM client to read the route table with")
+    factory = ssm_client
+    clients: list[Any] = []
+
+    def load() -> RouteTable:
+        if not clients:
+            try:
+                clients.append(factory())
+            except Exception as exc:  # e.g. botocore NoRegionError
+                raise RouteSourceError(
+                    f"{SSM_PREFIX}{name}: cannot create the SSM client: {type(exc).__name__}"
+                ) from None
+        return routes_from_ssm(clients[0], name)
+
+    return load
 
 
 def _normalise_auth(value: str | None, default: str, *, where: str) -> str:
