@@ -103,31 +103,38 @@ def test_serve_plugin_source_streams_mockgpt() -> None:
         assert served.proc.wait(30) == 0
 
 
-def test_client_sees_the_first_word_before_the_last_is_produced() -> None:
+def _assert_first_word_arrives_before_the_last_exists(url: str) -> None:
     case = catalog.case("llm_stream_timing")
     # words:3 with a pause before each word: the last word does not exist until ~2 pauses after the first.
     data = catalog.llm("words:3", parameters={"word_delay": 1.0})
-    with serve(ROOT / "plugins" / "mockgpt") as served, httpx.Client(timeout=WAIT) as client:
-        envelope = catalog.envelope(case, "e2e-session")
-        envelope["data"].update(data)
-        with client.stream(
+    envelope = catalog.envelope(case, "e2e-session")
+    envelope["data"].update(data)
+    with (
+        httpx.Client(timeout=WAIT) as client,
+        client.stream(
             "POST",
-            f"{served.url}/invoke?action=invoke_llm",
+            f"{url}/invoke?action=invoke_llm",
             content=encode_envelope(envelope),
             headers={"content-type": "application/json"},
-        ) as r:
-            pieces = r.iter_raw()
-            first = b""
-            while b"\n\n" not in first:  # one whole event line
-                first += next(pieces)
-            # The first word is here while the last one has not been produced: nothing was buffered.
-            assert b"w1" in first
-            assert b"w3" not in first
-            assert b'"type":"end"' not in first
-            rest = b"".join(pieces)
-        whole = _lines(first + rest)
-        assert whole[-1]["data"] == {"type": "end", "data": {}}
-        assert b"w3" in rest
+        ) as r,
+    ):
+        pieces = r.iter_raw()
+        first = b""
+        while b"\n\n" not in first:  # one whole event line
+            first += next(pieces)
+        # The first word is here while the last one has not been produced: nothing was buffered.
+        assert b"w1" in first
+        assert b"w3" not in first
+        assert b'"type":"end"' not in first
+        rest = b"".join(pieces)
+    whole = _lines(first + rest)
+    assert whole[-1]["data"] == {"type": "end", "data": {}}
+    assert b"w3" in rest
+
+
+def test_client_sees_the_first_word_before_the_last_is_produced() -> None:
+    with serve(ROOT / "plugins" / "mockgpt") as served:
+        _assert_first_word_arrives_before_the_last_exists(served.url)
 
 
 def test_serve_rejects_a_path_that_is_not_a_plugin(tmp_path: Path) -> None:
@@ -163,4 +170,5 @@ def test_serve_built_x86_64_artifact(tmp_path_factory: pytest.TempPathFactory) -
         r = _invoke(client, served.url, catalog.case("llm_stream"))
         assert r.status_code == 200
         assert _lines(r.content)[-1]["data"] == {"type": "end", "data": {}}
+        _assert_first_word_arrives_before_the_last_exists(served.url)
     shutil.rmtree(out, ignore_errors=True)
