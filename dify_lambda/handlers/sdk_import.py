@@ -15,7 +15,9 @@ imported up front, in its order (the SDK has import cycles that only that order 
 :data:`DEFERRED`, which wait for first use. ``lazy`` skips the gevent patch: every SDK path
 the handler uses (``ai_model``'s token counter, ``Session``, HTTP backwards invocation through
 httpx) checks ``socket.socket is gevent.socket.socket`` or is plain blocking code, and the handler
-serves one request at a time in one thread.
+serves one request at a time in one thread. ``lazy`` also defers :data:`LAZY_MODULES`
+(``requests``): the SDK imports it at module level for file uploads only, and its urllib3 import
+is a large share of the start time; it runs on first attribute access instead (likewise ``h11``).
 
 ``full`` imports the package normally (patch included); it stays the safe fallback.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import ast
 import enum
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -35,14 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from dify_lambda.errors import PluginLoadError
+from dify_lambda.handlers.deferred_import import DeferredModule, defer_module
 from dify_lambda.handlers.errors import HandlerConfigError, UnsupportedSdkError
 
 __all__ = [
+    "LAZY_MODULES",
     "MODE_ENV",
     "PACKAGE",
+    "DeferredModule",
     "InitMap",
     "LazySdkPackage",
     "SdkImportMode",
+    "defer_module",
     "import_mode",
     "install_lazy_sdk",
     "load_sdk_plugin",
@@ -68,6 +75,12 @@ DEFAULT_MODE = SdkImportMode.LAZY
 #: OpenAI-compatible bases (requests-based; only plugins that subclass them need them).
 #: Nothing on the registration/executor path imports them (checked by the functional tests).
 DEFERRED = ("dify_plugin.plugin", "dify_plugin.interfaces.model.openai_compatible")
+
+#: Third-party packages the SDK imports at module level but uses only inside rarely called methods:
+#: ``requests`` (``Session.file`` uploads; ``dify_plugin.invocations.file`` imports it for every
+#: Session) and ``h11`` (endpoint requests only). ``lazy`` runs their code on first attribute
+#: access (:class:`DeferredModule`).
+LAZY_MODULES = ("requests", "h11")
 
 
 def import_mode(env: Mapping[str, str]) -> SdkImportMode:
@@ -234,6 +247,8 @@ def load_sdk_plugin(
     mode = import_mode(os.environ if env is None else env)
     lazy = install_lazy_sdk() if mode is SdkImportMode.LAZY else None
     if lazy is not None:
+        for name in LAZY_MODULES:
+            defer_module(name)
         try:
             lazy.preload()
         except ImportError as exc:

@@ -2,7 +2,8 @@
 
 Each case of the shared catalogue (tests/support/catalog.py, both demo plugins, error cases
 included) is sent as the same envelope to the SDK's own serverless server and to our application
-(running in a subprocess behind a small HTTP shim). The event lines must be byte-identical after
+(running in a subprocess behind a small HTTP shim, once per SDK import mode, ``lazy`` and
+``full``). The event lines must be byte-identical after
 normalising exactly the values that vary run to run:
 
 * ``usage.latency`` inside a ``stream`` payload (LLM ``delta.usage``, embedding ``usage``,
@@ -33,17 +34,29 @@ PLUGINS = ("mockgpt", "mocklab")
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, tuple[SdkServer, HandlerProcess]]]:
-    started: dict[str, tuple[SdkServer, HandlerProcess]] = {}
+def sdk_servers() -> Iterator[dict[str, SdkServer]]:
     with (
         start_sdk_server(catalog.PLUGINS_DIR / "mockgpt") as gpt_sdk,
         start_sdk_server(catalog.PLUGINS_DIR / "mocklab") as lab_sdk,
-        running_handler(catalog.PLUGINS_DIR / "mockgpt") as gpt_ours,
-        running_handler(catalog.PLUGINS_DIR / "mocklab") as lab_ours,
     ):
-        started["mockgpt"] = (gpt_sdk, gpt_ours)
-        started["mocklab"] = (lab_sdk, lab_ours)
-        yield started
+        yield {"mockgpt": gpt_sdk, "mocklab": lab_sdk}
+
+
+# Both SDK import modes (dify_lambda/handlers/sdk_import.py) must answer byte for byte alike;
+# module scope lets pytest run every case against one mode's pair of handlers, then the other's.
+@pytest.fixture(scope="module", params=["lazy", "full"])
+def servers(
+    request: pytest.FixtureRequest, sdk_servers: dict[str, SdkServer]
+) -> Iterator[dict[str, tuple[SdkServer, HandlerProcess]]]:
+    env = {"DIFY_LAMBDA_SDK_IMPORT": request.param}
+    with (
+        running_handler(catalog.PLUGINS_DIR / "mockgpt", env) as gpt_ours,
+        running_handler(catalog.PLUGINS_DIR / "mocklab", env) as lab_ours,
+    ):
+        yield {
+            "mockgpt": (sdk_servers["mockgpt"], gpt_ours),
+            "mocklab": (sdk_servers["mocklab"], lab_ours),
+        }
 
 
 def _post(url: str, envelope: dict[str, Any]) -> httpx.Response:
