@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,6 +58,33 @@ OUTPUT_PROVIDERS = "Providers"
 OUTPUT_UNIQUE_IDENTIFIER = "PluginUniqueIdentifier"
 
 ALIAS_NAME = "live"
+
+
+def join_providers(providers: Iterable[str]) -> str:
+    """Providers as one tag or output value (space separated)."""
+    return PROVIDERS_SEPARATOR.join(providers)
+
+
+def split_providers(value: str) -> list[str]:
+    """Inverse of :func:`join_providers`; also accepts commas (hand-written stack outputs)."""
+    return value.replace(",", " ").split()
+
+
+def identity_tags(
+    *, plugin_id: str, unique_identifier: str, checksum: str, providers: Iterable[str]
+) -> dict[str, str]:
+    """The tags that identify a dify-lambda plugin function.
+
+    ``TAG_AUTH`` is left to the caller: the deployer writes the literal AuthType, a SAM template a
+    reference to its ``AuthType`` parameter.
+    """
+    return {
+        TAG_MANAGED: "true",
+        TAG_PLUGIN_ID: plugin_id,
+        TAG_UNIQUE_IDENTIFIER: unique_identifier,
+        TAG_CHECKSUM: checksum,
+        TAG_PROVIDERS: join_providers(providers),
+    }
 
 
 # --- Actions -------------------------------------------------------------------------------------

@@ -22,16 +22,7 @@ from dify_lambda.infra.errors import DeployError
 from dify_lambda.infra.models import DeployedFunction, DeployOptions, DeployResult, RollbackResult
 from dify_lambda.infra.naming import function_name, validate_function_name
 from dify_lambda.infra.role import delete_role, ensure_role
-from dify_lambda.wire import (
-    ALIAS_NAME,
-    PROVIDERS_SEPARATOR,
-    TAG_AUTH,
-    TAG_CHECKSUM,
-    TAG_MANAGED,
-    TAG_PLUGIN_ID,
-    TAG_PROVIDERS,
-    TAG_UNIQUE_IDENTIFIER,
-)
+from dify_lambda.wire import ALIAS_NAME, TAG_AUTH, TAG_CHECKSUM, identity_tags
 
 __all__ = ["Deployer"]
 
@@ -42,14 +33,13 @@ _ROLE_NOT_READY = "InvalidParameterValueException"
 
 def plugin_tags(artifact: BuiltArtifact, auth: str) -> dict[str, str]:
     """The tags that identify a plugin function (wire.TAG_*)."""
-    return {
-        TAG_MANAGED: "true",
-        TAG_PLUGIN_ID: artifact.plugin_id,
-        TAG_UNIQUE_IDENTIFIER: artifact.unique_identifier,
-        TAG_CHECKSUM: artifact.checksum,
-        TAG_PROVIDERS: PROVIDERS_SEPARATOR.join(artifact.providers),
-        TAG_AUTH: auth,
-    }
+    identity = identity_tags(
+        plugin_id=artifact.plugin_id,
+        unique_identifier=artifact.unique_identifier,
+        checksum=artifact.checksum,
+        providers=artifact.providers,
+    )
+    return {**identity, TAG_AUTH: auth}
 
 
 class Deployer:

@@ -9,13 +9,13 @@ from dify_lambda.infra.models import DeployedFunction
 from dify_lambda.infra.naming import FUNCTION_PREFIX
 from dify_lambda.wire import (
     ALIAS_NAME,
-    PROVIDERS_SEPARATOR,
     TAG_AUTH,
     TAG_CHECKSUM,
     TAG_MANAGED,
     TAG_PLUGIN_ID,
     TAG_PROVIDERS,
     TAG_UNIQUE_IDENTIFIER,
+    split_providers,
 )
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def _from_config(lam: LambdaClient, config: Mapping[str, Any], tags: Mapping[str
         plugin_id=tags.get(TAG_PLUGIN_ID, ""),
         unique_identifier=tags.get(TAG_UNIQUE_IDENTIFIER, ""),
         checksum=tags.get(TAG_CHECKSUM, ""),
-        providers=tuple(p for p in providers.split(PROVIDERS_SEPARATOR) if p),
+        providers=tuple(split_providers(providers)),
         url_auth=tags.get(TAG_AUTH, ""),
         alias_version=alias_version,
         url=url,

@@ -189,7 +189,7 @@ def routes_from_stack_outputs(
             plugin_id = outputs.get(prefix + wire.OUTPUT_PLUGIN_ID)
             if not plugin_id:
                 raise InvalidRouteTableError(f"{where} is missing")
-            providers = outputs.get(prefix + wire.OUTPUT_PROVIDERS, "").replace(",", " ").split()
+            providers = wire.split_providers(outputs.get(prefix + wire.OUTPUT_PROVIDERS, ""))
             url = outputs[prefix + wire.OUTPUT_FUNCTION_URL]
             _add(table, plugin_id, providers, _deployment(url, auth, secret_env, None))
     return parse_route_table({"routes": table}, source="stack outputs")
@@ -255,13 +255,8 @@ def routes_from_tags(lambda_client: Any, *, secret_env: str | None = None) -> Ro
         if url_auth == "none" and auth == "none" and secret_env:
             auth = "secret"
         region = arn.split(":")[3] if arn.count(":") >= 4 else None
-        providers = tags.get(wire.TAG_PROVIDERS, "").split(wire.PROVIDERS_SEPARATOR or None)
-        _add(
-            table,
-            plugin_id,
-            [p for p in providers if p],
-            _deployment(config["FunctionUrl"], auth, secret_env, region),
-        )
+        providers = wire.split_providers(tags.get(wire.TAG_PROVIDERS, ""))
+        _add(table, plugin_id, providers, _deployment(config["FunctionUrl"], auth, secret_env, region))
     return parse_route_table({"routes": table}, source="lambda tags")
 
 

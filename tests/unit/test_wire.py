@@ -21,3 +21,20 @@ def test_every_dispatch_path_maps_back_to_its_action() -> None:
     for action, spec in wire.MODEL_ACTIONS.items():
         assert wire.ACTIONS_BY_DISPATCH_PATH[spec.dispatch_path].action == action
     assert len(wire.MODEL_ACTIONS) == 16
+
+
+def test_identity_tags_and_provider_lists_round_trip() -> None:
+    tags = wire.identity_tags(
+        plugin_id="acme/kit",
+        unique_identifier="acme/kit:1.0.0@" + "a" * 64,
+        checksum="a" * 64,
+        providers=["p1", "p2"],
+    )
+    assert tags[wire.TAG_MANAGED] == "true"
+    assert tags[wire.TAG_PLUGIN_ID] == "acme/kit"
+    assert wire.TAG_AUTH not in tags  # the caller decides: literal (deployer) or template reference (SAM)
+    # AWS tag values may not contain commas; the list travels space separated and splits back.
+    assert "," not in tags[wire.TAG_PROVIDERS]
+    assert wire.split_providers(tags[wire.TAG_PROVIDERS]) == ["p1", "p2"]
+    assert wire.split_providers("p1, p2") == ["p1", "p2"]
+    assert wire.split_providers("") == []

@@ -83,14 +83,13 @@ def _environment(spec: FunctionSpec) -> dict[str, Any]:
 
 
 def _tags(spec: FunctionSpec) -> dict[str, Any]:
-    return {
-        wire.TAG_MANAGED: "true",
-        wire.TAG_PLUGIN_ID: spec.plugin_id,
-        wire.TAG_UNIQUE_IDENTIFIER: spec.unique_identifier,
-        wire.TAG_CHECKSUM: spec.checksum,
-        wire.TAG_PROVIDERS: wire.PROVIDERS_SEPARATOR.join(spec.providers),
-        wire.TAG_AUTH: _ref("AuthType"),
-    }
+    identity = wire.identity_tags(
+        plugin_id=spec.plugin_id,
+        unique_identifier=spec.unique_identifier,
+        checksum=spec.checksum,
+        providers=spec.providers,
+    )
+    return {**identity, wire.TAG_AUTH: _ref("AuthType")}
 
 
 def _function(spec: FunctionSpec) -> dict[str, Any]:
@@ -176,7 +175,7 @@ def _outputs(spec: FunctionSpec) -> dict[str, Any]:
         wire.OUTPUT_PLUGIN_ID: {"Description": "Plugin id (author/name)", "Value": spec.plugin_id},
         wire.OUTPUT_PROVIDERS: {
             "Description": "Model providers served, space separated",
-            "Value": wire.PROVIDERS_SEPARATOR.join(spec.providers) or "-",
+            "Value": wire.join_providers(spec.providers) or "-",
         },
         wire.OUTPUT_UNIQUE_IDENTIFIER: {
             "Description": "author/name:version@checksum",
