@@ -161,10 +161,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from dify_lambda.infra.builder import BuildRequest, load_build_output, packaging_builder
     from dify_lambda.infra.models import DeployOptions
     from dify_lambda.infra.routes import publish_to_file, publish_to_ssm
+    from dify_lambda.packaging.build import REPORT_FILE
 
     progress = _printer(args.quiet)
     source = Path(args.source)
-    if (source / "build-report.json").is_file():
+    if (source / REPORT_FILE).is_file():
         artifact = load_build_output(source)
     else:
         from dify_lambda.packaging.build import open_package

@@ -23,12 +23,11 @@ import yaml
 
 from dify_lambda.emulator.errors import ServeTargetError
 from dify_lambda.errors import UnsafePackageError
+from dify_lambda.packaging.build import ARTIFACT_FILE, REPORT_FILE
 
 __all__ = ["WRAPPER", "ServeTarget", "resolve_target"]
 
 WRAPPER = "dify_lambda/handlers/exec_wrapper.sh"
-ARTIFACT_ZIP = "artifact.zip"
-BUILD_REPORT = "build-report.json"
 BUFFERED_HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
 #: Lambda's unzipped code limit; a local zip above it is refused like Lambda would.
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
@@ -114,11 +113,11 @@ def _is_unpacked_artifact(path: Path) -> bool:
 def _artifact_python(report_dir: Path | None, manifest: dict[str, Any], override: str | None) -> str:
     if override:
         return override
-    if report_dir is not None and (report_dir / BUILD_REPORT).is_file():
+    if report_dir is not None and (report_dir / REPORT_FILE).is_file():
         try:
-            report = json.loads((report_dir / BUILD_REPORT).read_text())
+            report = json.loads((report_dir / REPORT_FILE).read_text())
         except (OSError, ValueError):
-            raise ServeTargetError(f"{report_dir / BUILD_REPORT}: not valid JSON") from None
+            raise ServeTargetError(f"{report_dir / REPORT_FILE}: not valid JSON") from None
         version = str(report.get("python") or "").strip() if isinstance(report, dict) else ""
         if version:
             return version
@@ -153,8 +152,8 @@ def resolve_target(path: Path, *, python: str | None = None) -> ServeTarget:
         zip_path, report_dir = path, path.parent
     elif _is_unpacked_artifact(path):
         root, report_dir = path, path
-    elif (path / ARTIFACT_ZIP).is_file():
-        zip_path, report_dir = path / ARTIFACT_ZIP, path
+    elif (path / ARTIFACT_FILE).is_file():
+        zip_path, report_dir = path / ARTIFACT_FILE, path
     elif (path / "manifest.yaml").is_file():
         return _source_target(path, python)
     else:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from dify_lambda.infra.artifact import BuiltArtifact, Progress, settings_from_template
 from dify_lambda.infra.errors import DeployError
+from dify_lambda.packaging.build import REPORT_FILE, TEMPLATE_FILE
 
 __all__ = [
     "BuildRequest",
@@ -24,10 +25,6 @@ __all__ = [
     "load_template_file",
     "packaging_builder",
 ]
-
-#: File names of a build output directory (dify_lambda.packaging.build).
-REPORT_FILE = "build-report.json"
-TEMPLATE_FILE = "template.yaml"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dify_lambda.infra.artifact import BuiltArtifact, Progress
 from dify_lambda.infra.aws import error_code
 from dify_lambda.infra.errors import DeployError
+from dify_lambda.packaging.build import DIRECT_UPLOAD_LIMIT
 from dify_lambda.wire import MIB
 
 if TYPE_CHECKING:
@@ -16,9 +17,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 __all__ = ["DIRECT_UPLOAD_LIMIT", "CodeSource", "default_bucket_name", "discard_code", "prepare_code"]
-
-#: Lambda accepts at most 50 MB (MiB) zipped through the API; larger zips must come from S3.
-DIRECT_UPLOAD_LIMIT = 50 * MIB
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dify_lambda.errors import BuildError
-from dify_lambda.packaging.build.app import ApplicationFiles, render_application, write_application
+from dify_lambda.packaging.build.app import (
+    SAMCONFIG_FILE,
+    TEMPLATE_FILE,
+    ApplicationFiles,
+    render_application,
+    write_application,
+)
 from dify_lambda.packaging.build.artifact import (
     check_unzipped_size,
     largest_contributors,
@@ -47,6 +53,9 @@ from dify_lambda.packaging.reader import PluginPackage
 
 __all__ = [
     "ARTIFACT_FILE",
+    "REPORT_FILE",
+    "SAMCONFIG_FILE",
+    "TEMPLATE_FILE",
     "BuildOptions",
     "BuildReport",
     "BuildResult",
@@ -56,8 +65,11 @@ __all__ = [
     "target_for",
 ]
 
+#: The build output directory's files: ARTIFACT_FILE here, TEMPLATE_FILE and SAMCONFIG_FILE (app.py),
+#: REPORT_FILE (report.py). The deployer and ``dify-lambda serve`` read build outputs by these names.
 ARTIFACT_FILE = "artifact.zip"
-#: Above this, the zip cannot be uploaded through the API directly (S3 needed).
+#: Lambda accepts at most 50 MB (MiB) zipped through the API; larger zips must come from S3
+#: (the builder notes it, the deployer switches to an S3 upload).
 DIRECT_UPLOAD_LIMIT = 50 * MIB
 
 
