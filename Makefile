@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml scripts/find-python
 	@interp="$$(scripts/find-python)" || exit 1; \
 	 if [ ! -x "$(PY)" ]; then echo "creating $(VENV) with $$interp"; "$$interp" -m venv "$(VENV)"; fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[cli,dev]'
 	@touch $(STAMP)
 
 lint: $(STAMP)

@@ -1,11 +1,13 @@
 """Dify integration: answer Dify's plugin dispatch calls from the router instead of the daemon.
 
-Dify's ``BasePluginClient._stream_request`` (``core.plugin.impl.base``; ``BasePluginManager`` in
-``core.plugin.manager.base`` on Dify 1.0-1.3) yields the daemon's envelope lines as strings and the
-host parses them (wire-protocol.md §6.3). :func:`install` replaces that method with a wrapper that,
-for ``POST plugin/<tenant>/dispatch/<model path>`` calls whose ``X-Plugin-ID`` is routed, yields the
-same lines built from the router's events (:func:`envelope_lines`); every other call goes to the
-original method (the daemon) unchanged.
+Dify's ``BasePluginClient._stream_request`` (``core.plugin.impl.base``, from Dify 1.3.1;
+``BasePluginManager`` in ``core.plugin.manager.base`` up to Dify 1.3.0) yields the daemon's envelope
+lines as strings and the host parses them (docs/dify-integration.md §7). :func:`install` replaces
+that method with a wrapper that, for ``POST plugin/<tenant>/dispatch/<model path>`` calls whose
+``X-Plugin-ID`` is routed and whose body has exactly the shape the router knows
+(:func:`routable_body`), yields the same lines built from the router's events
+(:func:`envelope_lines`); every other call goes to the original method (the daemon) unchanged, so a
+request shape added by a newer Dify (e.g. hosted-quota calls carrying ``redirect``) keeps working.
 
 Error lines follow the daemon exactly:
 
@@ -14,8 +16,9 @@ Error lines follow the daemon exactly:
   (newer hosts read the first, older ones the second);
 - Lambda refusals → the same, inner ``PluginRuntimeError`` with ``args`` ``status_code``/``request_id``;
 - other router failures (stream cut, timeouts, bad lines, too large) → inner ``PluginDaemonInnerError``;
-- connection failures → single-encoded ``PluginDaemonInnerError`` "Request to Plugin Daemon Service
-  failed", which the host raises as ``PluginDaemonInnerError(-500, ...)``, as for a daemon outage.
+- connection failures, and calls refused while every deployment cools down after one → single-encoded
+  ``PluginDaemonInnerError`` "Request to Plugin Daemon Service failed", which the host raises as
+  ``PluginDaemonInnerError(-500, ...)``, as for a daemon outage.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dify_lambda import wire
 from dify_lambda.router.errors import (
+    AllDeploymentsCoolingDownError,
     FirstEventTimeoutError,
     InvocationError,
     LambdaError,
@@ -56,13 +60,14 @@ __all__ = [
     "install",
     "install_from_env",
     "invoke_error_line",
+    "routable_body",
     "success_line",
 ]
 
 logger = logging.getLogger(__name__)
 
 TRANSPORT_FAILED = "Request to Plugin Daemon Service failed"
-#: (module, class) holding ``_stream_request``: Dify 1.x first, then the 1.0-1.3 layout.
+#: (module, class) holding ``_stream_request``: Dify >= 1.3.1 first, then the 1.0-1.3.0 layout.
 BASE_CLIENTS = (
     ("core.plugin.impl.base", "BasePluginClient"),
     ("core.plugin.manager.base", "BasePluginManager"),
@@ -109,6 +114,9 @@ def _error_to_line(exc: RouterError) -> str:
         if exc.request_id:
             args["request_id"] = exc.request_id
         return invoke_error_line("PluginRuntimeError", str(exc), args)
+    if isinstance(exc, AllDeploymentsCoolingDownError) and exc.connect:
+        # The same error as the connection failure that started the cooldown (host special-cases it).
+        return daemon_error_line("PluginDaemonInnerError", TRANSPORT_FAILED)
     if isinstance(exc, RetryableError):
         if exc.connect:
             return daemon_error_line("PluginDaemonInnerError", TRANSPORT_FAILED)
@@ -227,16 +235,44 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-def _decode_body(data: Any) -> Mapping[str, Any] | None:
-    if isinstance(data, Mapping):
-        return data
+#: Top-level keys of a model dispatch body as every supported Dify sends it.
+_BODY_KEYS = frozenset({"user_id", "data"})
+#: Keys the router itself writes into the request's ``data`` (an action field may not override them).
+_RESERVED_DATA_KEYS = frozenset({"user_id", "type", "action", "redirect"})
+
+
+def routable_body(dispatch_path: str, data: Any) -> Mapping[str, Any] | None:
+    """The decoded body when the router fully understands it, else None (the call goes to the daemon).
+
+    Understood: a JSON object with only ``user_id`` (a string) and ``data`` (an object whose
+    ``credentials``, when present, is an object and whose ``model_type`` matches the action). Anything
+    else, in particular a ``redirect`` field (newer Dify's hosted-quota calls, whose real credentials
+    travel there while ``credentials`` is empty), is left to Dify's own path.
+    """
+    spec = wire.ACTIONS_BY_DISPATCH_PATH.get(dispatch_path)
+    if spec is None:
+        return None
+    body: Any = data
     if isinstance(data, bytes | str):
         try:
-            obj = json.loads(data)
+            body = json.loads(data)
         except ValueError:
             return None
-        return obj if isinstance(obj, dict) else None
-    return None
+    if not isinstance(body, Mapping) or not _BODY_KEYS.issuperset(body):
+        return None
+    user_id, fields = body.get("user_id"), body.get("data")
+    if not isinstance(fields, Mapping) or (user_id is not None and not isinstance(user_id, str)):
+        return None
+    if _RESERVED_DATA_KEYS.intersection(fields):
+        return None
+    if "credentials" in fields and not isinstance(fields["credentials"], Mapping):
+        return None
+    model_type = fields.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        return None
+    if spec.model_type is not None and model_type not in (None, spec.model_type):
+        return None
+    return body
 
 
 def _first_token_gate() -> tuple[float | None, Callable[[str], BaseException] | None]:
@@ -288,10 +324,10 @@ def install(
         data: Any = None,
         files: Any = None,
     ) -> Iterator[str]:
-        match = _DISPATCH_RE.match(path) if method.upper() == "POST" else None
+        match = _DISPATCH_RE.match(path) if method.upper() == "POST" and not params and not files else None
         plugin_id = _header(headers, "X-Plugin-ID")
         if match and match.group("path") in wire.ACTIONS_BY_DISPATCH_PATH and routed(plugin_id):
-            payload = _decode_body(data)
+            payload = routable_body(match.group("path"), data)
             if payload is not None:
                 assert plugin_id is not None
                 gate, gate_error = _first_token_gate()
@@ -318,9 +354,10 @@ _ENV_LOCK = threading.Lock()
 
 
 def _default_ssm_client() -> Any:
-    import boto3  # lazy: only ``ssm:`` route locations need it
+    # botocore, not boto3: the base install (inside Dify) has only botocore; same credential chain.
+    import botocore.session
 
-    return boto3.client("ssm")
+    return botocore.session.get_session().create_client("ssm")
 
 
 def install_from_env(
