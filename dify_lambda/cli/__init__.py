@@ -4,8 +4,8 @@ Each group of subcommands lives in its own module exposing ``register(subparsers
 subcommand sets ``func(args) -> int`` as its default. Modules import their heavy dependencies
 inside the command function so ``dify-lambda --help`` stays fast.
 
-Exit codes: 0 success, 1 a check failed (e.g. ``verify``), 2 bad input or a failed operation
-(one clear line on stderr), 130 interrupted.
+Exit codes: 0 success, 1 a check failed (e.g. ``verify``) or the ``cli`` extra is not installed
+(one line naming it), 2 bad input or a failed operation (one clear line on stderr), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -41,11 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Top-level modules of the ``cli`` extra (pyproject.toml): the base install, made for Dify's API
+#: process, has only the router's dependencies.
+CLI_EXTRA_MODULES = frozenset({"boto3", "aws_lambda_powertools", "cryptography"})
+CLI_EXTRA_HINT = "dify-lambda: this command needs the cli extra: pip install 'dify-lambda[cli]'"
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> bool:
+    return (exc.name or "").split(".", 1)[0] in CLI_EXTRA_MODULES
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         code: int = args.func(args)
+    except ModuleNotFoundError as exc:
+        if not _missing_extra(exc):
+            raise
+        print(CLI_EXTRA_HINT, file=sys.stderr)
+        return 1
     except DifyLambdaError as exc:
         print(f"dify-lambda: error: {exc}", file=sys.stderr)
         return 2
