@@ -138,6 +138,21 @@ def test_router_works_in_the_base_install(base_venv: Path, tmp_path: Path) -> No
         result = json.loads(out.stdout)
         assert len(server.requests) == 1  # the hosted-quota call never reached the function URL
         assert server.requests[0]["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 ")
+        # docs/dify-integration.md §5: `dify-lambda invoke --routes FILE` works without the cli extra.
+        llm = {
+            "provider": "mock",
+            "model_type": "llm",
+            "model": "m",
+            "credentials": {},
+            "prompt_messages": [],
+        }
+        cli = subprocess.run(
+            [str(base_venv / "bin" / "dify-lambda"), "invoke", "--routes", str(routes),
+             "--plugin", "acme/mock", "invoke_llm", "--data", json.dumps(llm)],
+            capture_output=True, text=True, timeout=120, check=False, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr[-3000:]
+        assert cli.stdout.split() == ["hi"]
     (line,) = result["routed"]
     assert json.loads(line)["data"]["delta"]["message"]["content"] == "hi"
     assert [json.loads(x)["data"] for x in result["hosted_quota"]] == [{"from": "daemon"}]
