@@ -57,6 +57,8 @@ print(json.dumps({
     "hosted_quota": send({"user_id": "u1", "data": {**llm, "credentials": {}, "redirect": {"x": 1}}}),
     "dists": sorted(d.metadata["Name"].lower() for d in importlib.metadata.distributions()),
     "pydantic": importlib.metadata.version("pydantic"),
+    # an ssm: route table is read through botocore alone (no boto3 here); no call is made
+    "ssm_client": type(__import__("dify_lambda.router.dify").router.dify._default_ssm_client()).__name__,
 }))
 """
 
@@ -127,6 +129,7 @@ def test_router_works_in_the_base_install(base_venv: Path, tmp_path: Path) -> No
             "DIFY_LAMBDA_ROUTES": str(routes),
             "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",  # a fake key: only the signature's shape is checked
             "AWS_SECRET_ACCESS_KEY": "fake-secret-for-tests",
+            "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_CONFIG_FILE": str(tmp_path / "none"),
             "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         }
@@ -157,6 +160,7 @@ def test_router_works_in_the_base_install(base_venv: Path, tmp_path: Path) -> No
     assert json.loads(line)["data"]["delta"]["message"]["content"] == "hi"
     assert [json.loads(x)["data"] for x in result["hosted_quota"]] == [{"from": "daemon"}]
     assert result["pydantic"] == "2.9.2"
+    assert result["ssm_client"] == "SSM"
 
 
 def test_cli_without_the_extra_says_what_to_install(base_venv: Path, tmp_path: Path) -> None:
