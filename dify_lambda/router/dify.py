@@ -237,14 +237,15 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 #: Top-level keys of a model dispatch body as every supported Dify sends it.
 _BODY_KEYS = frozenset({"user_id", "data"})
-#: Keys the router itself writes into the request's ``data`` (an action field may not override them).
+#: ``data`` keys that send a call to Dify's own path: the router writes the first three itself (an
+#: action field must not override them); ``redirect`` marks newer Dify's hosted-quota calls.
 _RESERVED_DATA_KEYS = frozenset({"user_id", "type", "action", "redirect"})
 
 
 def routable_body(dispatch_path: str, data: Any) -> Mapping[str, Any] | None:
     """The decoded body when the router fully understands it, else None (the call goes to the daemon).
 
-    Understood: a JSON object with only ``user_id`` (a string) and ``data`` (an object whose
+    Understood: a JSON object with only ``user_id`` (a string, or absent) and ``data`` (an object whose
     ``credentials``, when present, is an object and whose ``model_type`` matches the action). Anything
     else, in particular a ``redirect`` field (newer Dify's hosted-quota calls, whose real credentials
     travel there while ``credentials`` is empty), is left to Dify's own path.
