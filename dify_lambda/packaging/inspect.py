@@ -68,6 +68,7 @@ def describe(pkg: PluginPackage) -> dict[str, Any]:
         },
         "uncompressed_size": pkg.uncompressed_size,
         "entry_count": len(pkg.entries),
+        "warnings": list(pkg.warnings),
     }
 
 
@@ -117,6 +118,7 @@ def render_text(d: dict[str, Any]) -> str:
     ]
     lines = [d["unique_identifier"]]
     lines += [f"  {k:<14} {v}" for k, v in rows]
+    lines += [f"  {'warning':<14} {w}" for w in d.get("warnings", [])]
     if d["unsupported_kinds"]:
         kinds = ", ".join(f"{k} ({len(v)})" for k, v in d["unsupported_kinds"].items())
         lines.append(f"  {'note':<14} only model providers are served; ignored: {kinds}")

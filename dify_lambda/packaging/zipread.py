@@ -45,6 +45,8 @@ def check_entry_name(name: str) -> str | None:
         return f"entry name longer than {_MAX_NAME_CHARS} characters"
     if any(ord(c) < 0x20 or c == "\x7f" for c in name):
         return "control character in entry name"
+    if any("\ud800" <= c <= "\udfff" for c in name):
+        return "undecodable bytes in entry name"
     if "\\" in name:
         return "backslash in entry name (Windows path trick)"
     if name.startswith("/") or _DRIVE.match(name):
