@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dify_lambda.packaging.errors import ManifestError, UnsupportedRunnerError
-from dify_lambda.packaging.limits import MAX_MODEL_PATTERNS, MAX_PATTERN_CHARS, ReadLimits
+from dify_lambda.packaging.limits import (
+    MAX_MODEL_MATCH_STEPS,
+    MAX_MODEL_PATTERNS,
+    MAX_PATTERN_CHARS,
+    ReadLimits,
+)
 from dify_lambda.packaging.manifest import (
     MODEL_TYPE_KEYS,
     CredentialFormSchema,
@@ -51,6 +56,8 @@ class _Checker:
         self.name = name
         self.limits = limits
         self.warnings: list[str] = []
+        #: Path characters scanned by predefined-model patterns so far (see MAX_MODEL_MATCH_STEPS).
+        self.match_steps = 0
 
     def yaml(self, path: str) -> object:
         return load_yaml(self.files[path], path, max_bytes=self.limits.max_yaml_bytes)
@@ -115,8 +122,15 @@ def _expand(check: _Checker, pattern: str, yaml_path: str, where: str) -> list[s
         glob = compile_model_glob(pattern)
     except MalformedPatternError as exc:
         raise ManifestError(f"{yaml_path}: {where}: malformed pattern: it {exc}") from None
+    candidates = [p for p in check.files if p.startswith(glob.prefix)]
+    check.match_steps += sum(len(p) for p in candidates)
+    if check.match_steps > MAX_MODEL_MATCH_STEPS:
+        raise ManifestError(
+            f"{yaml_path}: {where}: predefined-model patterns would scan more than "
+            f"{MAX_MODEL_MATCH_STEPS} path characters"
+        )
     # Matched position files are ordering lists, kept apart by the caller as the SDK does.
-    return sorted(p for p in check.files if glob.match(p))
+    return sorted(p for p in candidates if glob.match(p))
 
 
 def _provider(check: _Checker, path: str, field: str) -> ModelProviderSpec:

@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_UNCOMPRESSED_BYTES",
     "MAX_IGNORE_PATTERNS",
+    "MAX_MODEL_MATCH_STEPS",
     "MAX_MODEL_PATTERNS",
     "MAX_PATTERN_CHARS",
     "MAX_YAML_DEPTH",
@@ -24,14 +25,18 @@ DEFAULT_MAX_UNCOMPRESSED_BYTES = 50 * MIB
 
 # Pattern caps. Matching costs pattern length x path length (dify_lambda.packaging.pathmatch); these
 # bound how many such matches a package or a source directory can ask for. Real plugins stay far
-# below: the 70 official model plugins use patterns of at most ~30 characters, at most 6 predefined
-# patterns per provider and ignore files of at most ~10 lines (a generated Python .gitignore has ~200).
+# below: the 70 official model plugins use patterns of at most 35 characters, at most 10 predefined
+# patterns per provider and ignore files of at most 7 patterns (a generated Python .gitignore has ~200).
 #: Longest ignore-file line or predefined-model pattern.
 MAX_PATTERN_CHARS = 1024
 #: Most patterns in one ``.difyignore`` / ``.gitignore``.
 MAX_IGNORE_PATTERNS = 5000
 #: Most ``models.<type>.predefined`` patterns in one provider YAML, all model types together.
 MAX_MODEL_PATTERNS = 256
+#: Most path characters all predefined-model patterns of a package may scan together (each costs a few
+#: integer operations). Paths without a pattern's literal prefix (``models/llm/``) are skipped
+#: unscanned, so real plugins scan a few thousand; a hostile package stops here after a few seconds.
+MAX_MODEL_MATCH_STEPS = 5_000_000
 #: Deepest nesting of mappings and sequences in a YAML file of a package (real ones: under 10).
 MAX_YAML_DEPTH = 64
 

@@ -59,11 +59,18 @@ _MASK_CACHE = 256
 class Glob:
     """A compiled pattern; :meth:`match` tests a whole ``/``-separated path."""
 
-    __slots__ = ("_accept", "_cache", "_skip", "_tokens", "source")
+    __slots__ = ("_accept", "_cache", "_skip", "_tokens", "prefix", "source")
 
     def __init__(self, tokens: list[_Token], source: str) -> None:
         self.source = source
         self._tokens = tuple(_collapse(tokens))
+        literal = []
+        for tok in self._tokens:
+            if tok.kind is not _Kind.LIT:
+                break
+            literal.append(tok.char)
+        #: The literal text every match starts with: callers may skip paths without it cheaply.
+        self.prefix = "".join(literal)
         self._accept = 1 << len(self._tokens)
         skip = 0
         for i, tok in enumerate(self._tokens):

@@ -522,6 +522,22 @@ def bad_packages() -> list[BadCase]:
             "provider/tiny.yaml: 257 predefined-model patterns, over the limit of 256",
         ),
         BadCase(
+            "predefined-glob-scan-budget",
+            build_zip(
+                edit(
+                    files,
+                    {
+                        **{f"_assets/{i:02d}" + "a" * 1000: b"" for i in range(20)},
+                        "provider/tiny.yaml": dump(
+                            set_path(provider_doc(), "models.llm.predefined", [f"*{i}*" for i in range(256)])
+                        ),
+                    },
+                )
+            ),
+            ManifestError,
+            "predefined-model patterns would scan more than 5000000 path characters",
+        ),
+        BadCase(
             "manifest-nested-300-block",
             good_package(manifest_dot_yaml=b"a:\n" + b"".join(b"  " * i + b"- \n" for i in range(1, 300))),
             ManifestError,
