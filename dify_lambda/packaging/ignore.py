@@ -40,7 +40,8 @@ class Pattern:
     def matches(self, path: str, is_dir: bool) -> bool:
         if self.dir_only and not is_dir:
             return False
-        return self.glob.match(path.rpartition("/")[2] if self.basename else path)
+        target = path.rpartition("/")[2] if self.basename else path
+        return target.startswith(self.glob.prefix) and self.glob.match(target)
 
 
 def _strip_trailing_spaces(line: str) -> str:

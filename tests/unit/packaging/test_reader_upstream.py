@@ -92,3 +92,10 @@ def test_model_globs_follow_the_sdk(pattern: str, selected: list[str]) -> None:
     pkg = PluginPackage.from_bytes(build_zip(files))
     assert [m.file for m in pkg.providers[0].predefined_models["llm"]] == selected
     assert bool(pkg.warnings) is (not selected)
+
+
+def test_text_output_never_carries_control_characters() -> None:
+    manifest = dump(set_path(manifest_doc(), "label", {"en_US": "Tiny\x1b[2J\nfake line"}))
+    text = render_text(describe(PluginPackage.from_bytes(good_package(manifest_dot_yaml=manifest))))
+    assert "\x1b" not in text
+    assert "Tiny?[2J?fake line" in text
