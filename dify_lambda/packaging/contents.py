@@ -123,11 +123,12 @@ def _expand(check: _Checker, pattern: str, yaml_path: str, where: str) -> list[s
     except MalformedPatternError as exc:
         raise ManifestError(f"{yaml_path}: {where}: malformed pattern: it {exc}") from None
     candidates = [p for p in check.files if p.startswith(glob.prefix)]
-    check.match_steps += sum(len(p) for p in candidates)
+    # One step per path character and per 64 pattern characters (a word of the NFA's bit set).
+    check.match_steps += (1 + len(pattern) // 64) * sum(len(p) for p in candidates)
     if check.match_steps > MAX_MODEL_MATCH_STEPS:
         raise ManifestError(
-            f"{yaml_path}: {where}: predefined-model patterns would scan more than "
-            f"{MAX_MODEL_MATCH_STEPS} path characters"
+            f"{yaml_path}: {where}: predefined-model patterns need more than "
+            f"{MAX_MODEL_MATCH_STEPS} matching steps"
         )
     # Matched position files are ordering lists, kept apart by the caller as the SDK does.
     return sorted(p for p in candidates if glob.match(p))

@@ -33,9 +33,10 @@ MAX_PATTERN_CHARS = 1024
 MAX_IGNORE_PATTERNS = 5000
 #: Most ``models.<type>.predefined`` patterns in one provider YAML, all model types together.
 MAX_MODEL_PATTERNS = 256
-#: Most path characters all predefined-model patterns of a package may scan together (each costs a few
-#: integer operations). Paths without a pattern's literal prefix (``models/llm/``) are skipped
-#: unscanned, so real plugins scan a few thousand; a hostile package stops here after a few seconds.
+#: Most matching steps all predefined-model patterns of a package may take together: one step per
+#: path character scanned and per 64 pattern characters (a few integer operations). Paths without a
+#: pattern's literal prefix (``models/llm/``) are skipped unscanned, so real plugins take a few
+#: thousand steps; a hostile package stops here after a few seconds (bench/bench_patterns.py).
 MAX_MODEL_MATCH_STEPS = 5_000_000
 #: Deepest nesting of mappings and sequences in a YAML file of a package (real ones: under 10).
 MAX_YAML_DEPTH = 64

@@ -535,7 +535,7 @@ def bad_packages() -> list[BadCase]:
                 )
             ),
             ManifestError,
-            "predefined-model patterns would scan more than 5000000 path characters",
+            "predefined-model patterns need more than 5000000 matching steps",
         ),
         BadCase(
             "manifest-nested-300-block",
