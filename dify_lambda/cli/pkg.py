@@ -30,6 +30,8 @@ def cmd_package(args: argparse.Namespace) -> int:
     print(f"  ignore file   {result.ignore_file or 'none'}")
     if result.requirements_source:
         print(f"  requirements  generated from {result.requirements_source}")
+    for warning in pkg.warnings:
+        print(f"dify-lambda: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -120,7 +120,8 @@ CLI_CASES = {c.id: c for c in bad_packages()}
 
 
 @pytest.mark.parametrize(
-    "case_id", ["not-a-zip", "traversal", "symlink", "zip-bomb", "manifest-field-missing", "runner-python"]
+    "case_id",
+    ["not-a-zip", "traversal", "symlink", "zip-bomb", "manifest-field-missing", "manifest-nested-20000-flow"],
 )
 def test_bad_packages_exit_2_with_one_line(tmp_path: Path, keys: tuple[Path, Path], case_id: str) -> None:
     case = CLI_CASES[case_id]
