@@ -106,6 +106,9 @@ def _run(args: argparse.Namespace) -> int:
         count = len(running.workers)
         print(f"serving {running.plugin_id} at {running.url} ({count} worker{'s' if count != 1 else ''})")
         sys.stdout.flush()
+        inits = [w.init_seconds for w in running.workers if w.init_seconds is not None]
+        if inits:  # what a cold start of this function costs here (Lambda's Init Duration)
+            print(f"dify-lambda: init {max(inits):.2f} s", file=sys.stderr)
         running.wait()
     finally:
         running.close()
