@@ -23,6 +23,7 @@ to the local artifact root.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,8 @@ class TemplateFunction:
     variables: dict[str, str]
     #: Declared names whose value could not be resolved locally (left unset unless overridden).
     unresolved: tuple[str, ...] = ()
+    #: ``MemorySize`` (function, else Globals) as Lambda puts it in ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``.
+    memory_mb: str | None = None
 
 
 @dataclass
@@ -181,12 +184,19 @@ def template_function(
     props = resource.get("Properties")
     props = props if isinstance(props, Mapping) else {}
     declared: dict[str, Any] = {}
+    function_globals: Any = None
     if resource.get("Type") == "AWS::Serverless::Function":
         globals_ = template.get("Globals")
         function_globals = globals_.get("Function") if isinstance(globals_, Mapping) else None
         declared.update(_variables_of(function_globals))
     declared.update(_variables_of(props))
     evaluator = _Evaluator(template, region)
+    memory: str | None = None
+    for source in (props, function_globals):
+        if isinstance(source, Mapping) and "MemorySize" in source:
+            with contextlib.suppress(_Unresolved):
+                memory = _stringify(evaluator.value(source["MemorySize"]))
+            break
     variables: dict[str, str] = {}
     unresolved: list[str] = []
     for name, raw in declared.items():
@@ -207,6 +217,7 @@ def template_function(
         function_name=function_name if isinstance(function_name, str) else None,
         variables=variables,
         unresolved=tuple(unresolved),
+        memory_mb=memory or None,
     )
 
 

@@ -99,7 +99,7 @@ def serve(
     if workers < 1:
         raise ValueError("workers must be at least 1")
     target = resolve_target(
-        Path(path), python=python, env_vars=env_vars, cache_dir=cache_dir, use_cache=use_cache
+        Path(path), python=python, env_vars=env_vars, env=env, cache_dir=cache_dir, use_cache=use_cache
     )
     try:
         worker_env = _worker_env(target, env)

@@ -170,6 +170,7 @@ def resolve_target(
     *,
     python: str | None = None,
     env_vars: Mapping[str, Mapping[str, str]] | None = None,
+    env: Mapping[str, str] | None = None,
     cache_dir: Path | None = None,
     use_cache: bool = True,
 ) -> ServeTarget:
@@ -177,7 +178,8 @@ def resolve_target(
 
     A zip is unpacked once per content into ``<cache_dir>/serve/<sha256>`` (``cache_dir`` defaults to
     the dify-lambda cache root); ``use_cache=False`` unpacks into a temporary directory deleted on close.
-    ``env_vars`` is a loaded ``--env-vars`` file (``function_env.load_env_vars_file``).
+    ``env_vars`` is a loaded ``--env-vars`` file (``function_env.load_env_vars_file``), ``env`` the
+    ``--env`` assignments (``serve()`` applies them last; here they only settle the notes).
     """
     path = path.expanduser().resolve()
     if not path.exists():
@@ -186,7 +188,8 @@ def resolve_target(
     root: Path | None = None
     zip_path: Path | None = None
     if path.is_file():
-        zip_path, build_dir = path, path.parent
+        # The build report and template beside a zip describe it only if it is the build's artifact.
+        zip_path, build_dir = path, (path.parent if path.name == ARTIFACT_FILE else None)
     elif _is_unpacked_artifact(path):
         root, build_dir = path, path
     elif (path / ARTIFACT_FILE).is_file():
@@ -201,14 +204,13 @@ def resolve_target(
     # Everything that can refuse the target without unpacking runs first.
     report = _read_report(build_dir)
     template = _read_template(build_dir)
-    if report is not None and python is None:
-        version = str(report.get("python") or "").strip()
-        if version:
-            check_platform(
-                [e for e in [report_evidence(report, REPORT_FILE)] if e],
-                python=version,
-                python_source=REPORT_FILE,
-            )
+    reported = report_evidence(report, REPORT_FILE)
+    if reported is not None and (python or reported.python):
+        check_platform(
+            [reported],
+            python=python or str(reported.python),
+            python_source="--python" if python else REPORT_FILE,
+        )
     notes: list[str] = []
     scratch: Path | None = None
     if zip_path is not None:
@@ -217,7 +219,7 @@ def resolve_target(
     try:
         manifest = _manifest(root / "plugin" / "manifest.yaml")
         version, source = _artifact_python(report, manifest, python)
-        evidence = [e for e in [report_evidence(report, REPORT_FILE)] if e] + tree_evidence(root)
+        evidence = ([reported] if reported else []) + tree_evidence(root)
         check_platform(evidence, python=version, python_source=source)
         interpreter = _local_interpreter(version)
         wrapper = root / WRAPPER
@@ -229,9 +231,9 @@ def resolve_target(
         raise
     region = os.environ.get("AWS_REGION") or "us-east-1"
     function = template_function(template, task_root=root, region=region) if template is not None else None
-    function_env = function_environment(function, env_vars)
+    function_env = function_environment(function, env_vars, env)
     notes.extend(function_env.notes)
-    env = {
+    worker_env = {
         **function_env.variables,
         # What serve itself needs wins over the template (the template's paths are Lambda's).
         "LAMBDA_TASK_ROOT": str(root),
@@ -243,6 +245,8 @@ def resolve_target(
         # /var/task is read-only on Lambda; the unpacked tree is a shared cache entry here.
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if function is not None and function.memory_mb is not None:
+        worker_env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = function.memory_mb
     # Lambda runs the wrapper with the managed runtime's command line; the loop ignores it.
     command = [str(wrapper), str(interpreter), "-m", "awslambdaric", BUFFERED_HANDLER]
     return ServeTarget(
@@ -251,7 +255,7 @@ def resolve_target(
         plugin_id=_plugin_id(manifest),
         python_version=version,
         command=command,
-        env=env,
+        env=worker_env,
         cwd=root,
         scratch=scratch,
         notes=notes,

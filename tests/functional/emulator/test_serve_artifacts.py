@@ -42,6 +42,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: artifact.zip
+      MemorySize: 512
       Environment:
         Variables:
           SHADOWED: function
@@ -118,6 +119,7 @@ def test_template_environment_with_env_vars_and_env_overrides(tmp_path: Path) ->
     assert "NOT_DECLARED" not in seen  # sam local only overrides declared variables
     assert seen["FROM_ENV"] == "cli" and seen["ADDED_BY_ENV"] == "cli"  # --env wins and may add
     assert seen["LAMBDA_TASK_ROOT"] == str(root)
+    assert seen["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"  # as Lambda sets it from MemorySize
     assert any("NOT_DECLARED" in note and "ignored" in note for note in notes)
     assert not any("UNRESOLVED" in note for note in notes)
 
@@ -128,6 +130,8 @@ def test_unresolvable_variables_are_left_unset_with_a_note(tmp_path: Path) -> No
     target = resolve_target(build, cache_dir=tmp_path / "cache")
     assert "UNRESOLVED" not in target.env
     assert any("UNRESOLVED" in note and "cannot resolve" in note for note in target.notes)
+    given = resolve_target(build, cache_dir=tmp_path / "cache", env={"UNRESOLVED": "x"})
+    assert not any("UNRESOLVED" in note for note in given.notes)
 
 
 @needs_312
@@ -178,6 +182,26 @@ def test_a_report_for_another_arch_is_refused_before_unpacking(tmp_path: Path) -
     assert "\n" not in message
     assert f"built for {OTHER_ARCH} (build-report.json)" in message and f"--arch {host_arch()}" in message
     assert not cache.exists()
+
+
+def test_a_report_for_another_python_than_python_is_refused_before_unpacking(tmp_path: Path) -> None:
+    build = _build_dir(tmp_path)
+    cache = tmp_path / "cache"
+    with pytest.raises(
+        ArtifactPlatformError, match=r"Python 3\.12 \(build-report\.json\).*Python 3\.13 \(--python\)"
+    ):
+        resolve_target(build, python="3.13", cache_dir=cache)
+    assert not cache.exists()
+
+
+@needs_312
+def test_a_report_beside_another_zip_does_not_describe_it(tmp_path: Path) -> None:
+    build = _build_dir(tmp_path, arch=OTHER_ARCH)
+    other = build / "other.zip"
+    other.write_bytes((build / "artifact.zip").read_bytes())
+    target = resolve_target(other, cache_dir=tmp_path / "cache")
+    assert target.kind == "artifact"
+    assert "SHADOWED" not in target.env  # nor does the template
 
 
 @needs_312

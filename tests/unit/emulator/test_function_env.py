@@ -93,6 +93,18 @@ def test_values_are_strings_and_var_task_is_the_local_root() -> None:
     }
 
 
+def test_memory_size_from_the_function_else_globals() -> None:
+    template = _template({}, Globals={"Function": {"MemorySize": 256}})
+    fn = template_function(template, task_root=ROOT)
+    assert fn is not None and fn.memory_mb == "256"
+    template["Resources"]["Fn"]["Properties"]["MemorySize"] = {"Ref": "Memory"}
+    template["Parameters"] = {"Memory": {"Type": "Number", "Default": 1024}}
+    fn = template_function(template, task_root=ROOT)
+    assert fn is not None and fn.memory_mb == "1024"
+    fn = template_function(_template({}), task_root=ROOT)
+    assert fn is not None and fn.memory_mb is None
+
+
 def test_a_template_without_a_function_has_no_environment() -> None:
     assert template_function({"Resources": {"B": {"Type": "AWS::S3::Bucket"}}}, task_root=ROOT) is None
     assert template_function({}, task_root=ROOT) is None
