@@ -25,8 +25,7 @@ from dify_lambda.emulator.function_env import function_environment, template_fun
 from dify_lambda.emulator.platform_check import check_platform, report_evidence, tree_evidence
 from dify_lambda.emulator.unpack import cached_unpack, safe_extract
 from dify_lambda.errors import BuildError
-from dify_lambda.packaging.build import ARTIFACT_FILE, REPORT_FILE, TEMPLATE_FILE
-from dify_lambda.packaging.build.options import default_cache_dir
+from dify_lambda.packaging.layout import ARTIFACT_FILE, REPORT_FILE, TEMPLATE_FILE, default_cache_dir
 from dify_lambda.packaging.sam import load_template
 
 __all__ = ["WRAPPER", "ServeTarget", "resolve_target"]
