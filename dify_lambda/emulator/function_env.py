@@ -71,6 +71,9 @@ class TemplateFunction:
     unresolved: tuple[str, ...] = ()
     #: ``MemorySize`` (function, else Globals) as Lambda puts it in ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``.
     memory_mb: str | None = None
+    #: Every name in the merged ``Variables`` map, also those ``AWS::NoValue`` dropped: the names an
+    #: ``--env-vars`` file may override (sam local counts the map's keys).
+    declared: tuple[str, ...] = ()
 
 
 @dataclass
@@ -218,6 +221,7 @@ def template_function(
         variables=variables,
         unresolved=tuple(unresolved),
         memory_mb=memory or None,
+        declared=tuple(str(name) for name in declared),
     )
 
 
@@ -282,7 +286,7 @@ def function_environment(
         overrides.update(block or {})
     if function is not None:
         result.variables.update(function.variables)
-        declared = set(function.variables) | set(function.unresolved)
+        declared = set(function.declared) | set(function.variables) | set(function.unresolved)
         ignored = sorted(set(overrides) - declared)
         if ignored:
             result.notes.append(

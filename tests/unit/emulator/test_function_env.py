@@ -124,6 +124,16 @@ def test_precedence_template_then_parameters_then_function_block_then_env() -> N
     assert len(result.notes) == 1 and "EXTRA" in result.notes[0]
 
 
+def test_a_variable_dropped_by_no_value_may_still_be_overridden() -> None:
+    template = _template(
+        {"SECRET": {"Fn::If": ["Never", "x", {"Ref": "AWS::NoValue"}]}},
+        Conditions={"Never": {"Fn::Equals": ["a", "b"]}},
+    )
+    fn = template_function(template, task_root=ROOT)
+    assert fn is not None and fn.variables == {} and fn.declared == ("SECRET",)
+    assert function_environment(fn, {"Parameters": {"SECRET": "local"}}).variables == {"SECRET": "local"}
+
+
 def test_the_function_block_may_be_named_by_function_name() -> None:
     result = function_environment(FN, {"my-fn": {"A": "by name"}})
     assert result.variables["A"] == "by name"
