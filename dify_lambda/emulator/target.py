@@ -23,7 +23,7 @@ import yaml
 from dify_lambda.emulator.errors import ServeTargetError
 from dify_lambda.emulator.function_env import function_environment, template_function
 from dify_lambda.emulator.platform_check import check_platform, report_evidence, tree_evidence
-from dify_lambda.emulator.unpack import cached_unpack, safe_extract
+from dify_lambda.emulator.unpack import cached_unpack, safe_extract, sha256_of
 from dify_lambda.errors import BuildError
 from dify_lambda.packaging.layout import ARTIFACT_FILE, REPORT_FILE, TEMPLATE_FILE, default_cache_dir
 from dify_lambda.packaging.sam import load_template
@@ -142,13 +142,14 @@ def _check_unpacked(where: Path, label: Path) -> None:
 
 def _unpack(
     zip_path: Path, cache_dir: Path | None, use_cache: bool, notes: list[str]
-) -> tuple[Path, Path | None]:
-    """The unpacked root of ``zip_path`` and the scratch directory to delete on close (None if cached)."""
+) -> tuple[Path, Path | None, str | None]:
+    """The unpacked root of ``zip_path``, the scratch directory to delete on close (None if cached)
+    and the zip's sha256 when it was computed."""
     if use_cache:
         root_dir = cache_dir if cache_dir is not None else default_cache_dir()
         try:
-            entry, _digest = cached_unpack(zip_path, root_dir, lambda tree: _check_unpacked(tree, zip_path))
-            return entry, None
+            entry, digest = cached_unpack(zip_path, root_dir, lambda tree: _check_unpacked(tree, zip_path))
+            return entry, None, digest
         except OSError as exc:
             notes.append(
                 f"cannot use the unpack cache in {root_dir} ({exc.strerror or type(exc).__name__}); "
@@ -161,7 +162,7 @@ def _unpack(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return scratch, scratch
+    return scratch, scratch, None
 
 
 def resolve_target(
@@ -213,7 +214,13 @@ def resolve_target(
     notes: list[str] = []
     scratch: Path | None = None
     if zip_path is not None:
-        root, scratch = _unpack(zip_path, cache_dir, use_cache, notes)
+        root, scratch, digest = _unpack(zip_path, cache_dir, use_cache, notes)
+        expected = str((report or {}).get("artifact_sha256") or "")
+        if expected and expected != (digest or sha256_of(zip_path)):
+            notes.append(
+                f"{REPORT_FILE} describes another {ARTIFACT_FILE} (sha256 differs): "
+                "the report and the template beside it may be stale"
+            )
     assert root is not None
     try:
         manifest = _manifest(root / "plugin" / "manifest.yaml")

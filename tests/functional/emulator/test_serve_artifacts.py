@@ -154,6 +154,34 @@ def test_a_zip_is_unpacked_once_per_content(tmp_path: Path) -> None:
 
 
 @needs_312
+def test_an_unusable_cache_falls_back_to_a_temporary_directory(tmp_path: Path) -> None:
+    build = _build_dir(tmp_path, template=None)
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    target = resolve_target(build, cache_dir=not_a_dir)
+    try:
+        assert target.scratch is not None and target.root == target.scratch
+        assert any("cannot use the unpack cache" in note for note in target.notes)
+    finally:
+        target.cleanup()
+    assert not target.root.exists()
+
+
+@needs_312
+def test_a_report_for_another_zip_is_noted_as_stale(tmp_path: Path) -> None:
+    build = _build_dir(tmp_path, template=None)
+    report = json.loads((build / "build-report.json").read_text())
+    (build / "build-report.json").write_text(json.dumps({**report, "artifact_sha256": "0" * 64}))
+    for use_cache in (True, False):
+        target = resolve_target(build, cache_dir=tmp_path / "cache", use_cache=use_cache)
+        target.cleanup()
+        assert any("may be stale" in note for note in target.notes)
+    digest = hashlib.sha256((build / "artifact.zip").read_bytes()).hexdigest()
+    (build / "build-report.json").write_text(json.dumps({**report, "artifact_sha256": digest}))
+    assert not any("stale" in n for n in resolve_target(build, cache_dir=tmp_path / "cache").notes)
+
+
+@needs_312
 def test_no_cache_unpacks_into_a_directory_deleted_on_close(tmp_path: Path) -> None:
     build = _build_dir(tmp_path, template=None)
     with serve(build, env=STUB_ENV, use_cache=False, cache_dir=tmp_path / "cache") as fn:
