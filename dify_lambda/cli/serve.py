@@ -94,6 +94,10 @@ def _run(args: argparse.Namespace) -> int:
     except ServeInputError as exc:  # an option, the --env-vars file or the address: bad input
         print(f"dify-lambda: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. no writable temporary directory: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"dify-lambda: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
         running.close()
