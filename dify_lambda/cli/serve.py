@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--cache-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="cache root shared with build; zips are unpacked once into DIR/serve/<sha256> "
         "(default $DIFY_LAMBDA_CACHE, else ~/.cache/dify-lambda)",
     )
