@@ -47,6 +47,8 @@ class StubApp:
         elif path == "/echo":
             context_doc = {"event": event, "trace": os.environ.get("_X_AMZN_TRACE_ID", "")}
             body = iter([json.dumps(context_doc).encode()])
+        elif path == "/env":
+            body = iter([json.dumps(dict(os.environ)).encode()])
         elif path == "/stamps":
             body = _stamps(int(event.get("rawQueryString", "").partition("=")[2] or 20))
         elif path == "/words":

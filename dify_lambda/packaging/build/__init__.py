@@ -23,13 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dify_lambda.errors import BuildError
-from dify_lambda.packaging.build.app import (
-    SAMCONFIG_FILE,
-    TEMPLATE_FILE,
-    ApplicationFiles,
-    render_application,
-    write_application,
-)
+from dify_lambda.packaging.build.app import ApplicationFiles, render_application, write_application
 from dify_lambda.packaging.build.artifact import (
     check_unzipped_size,
     largest_contributors,
@@ -48,6 +42,7 @@ from dify_lambda.packaging.build.steps import (
     scratch_dir,
     stage_files,
 )
+from dify_lambda.packaging.layout import ARTIFACT_FILE, SAMCONFIG_FILE, TEMPLATE_FILE
 from dify_lambda.packaging.limits import MIB
 from dify_lambda.packaging.reader import PluginPackage
 
@@ -65,9 +60,9 @@ __all__ = [
     "target_for",
 ]
 
-#: The build output directory's files: ARTIFACT_FILE here, TEMPLATE_FILE and SAMCONFIG_FILE (app.py),
-#: REPORT_FILE (report.py). The deployer and ``dify-lambda serve`` read build outputs by these names.
-ARTIFACT_FILE = "artifact.zip"
+#: The build output directory's files (ARTIFACT_FILE, TEMPLATE_FILE, SAMCONFIG_FILE, REPORT_FILE) are
+#: defined in packaging.layout, re-exported here. The deployer and ``dify-lambda serve`` read build
+#: outputs by these names.
 #: Lambda accepts at most 50 MB (MiB) zipped through the API; larger zips must come from S3
 #: (the builder notes it, the deployer switches to an S3 upload).
 DIRECT_UPLOAD_LIMIT = 50 * MIB

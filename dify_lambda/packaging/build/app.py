@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dify_lambda.packaging.build.options import BuildOptions, Target
+from dify_lambda.packaging.layout import SAMCONFIG_FILE, TEMPLATE_FILE
 from dify_lambda.packaging.sam import (
     FunctionSpec,
     deep_merge,
@@ -23,9 +24,6 @@ __all__ = [
     "render_application",
     "write_application",
 ]
-
-TEMPLATE_FILE = "template.yaml"
-SAMCONFIG_FILE = "samconfig.toml"
 
 
 @dataclass(frozen=True, slots=True)

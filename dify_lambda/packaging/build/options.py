@@ -11,12 +11,12 @@ Everything here is pure: no files, no processes. The rules:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dify_lambda.errors import UnsupportedTargetError
+from dify_lambda.packaging.layout import default_cache_dir
 
 __all__ = [
     "ARCHITECTURES",
@@ -161,10 +161,3 @@ def resolve_target(
     return Target(
         arch=arch, python=python, memory_mb=memory, timeout=options.timeout, url_auth=options.url_auth
     )
-
-
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$DIFY_LAMBDA_CACHE``, else ``~/.cache/dify-lambda``."""
-    env = os.environ if environ is None else environ
-    value = env.get("DIFY_LAMBDA_CACHE")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "dify-lambda"

@@ -6,9 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dify_lambda.packaging.layout import REPORT_FILE
+
 __all__ = ["REPORT_FILE", "BuildReport", "CompileStatus", "Dependency", "Sizes"]
 
-REPORT_FILE = "build-report.json"
 REPORT_SCHEMA = 1
 
 
