@@ -148,7 +148,7 @@ def test_deploy_ls_rollback(env: dict[str, str], tmp_path: Path) -> None:
     assert again.stdout.startswith("unchanged:")
 
     no_previous = run(env, "rollback", "dify-acme-tiny-0-0-1")
-    assert no_previous.returncode == 2
+    assert no_previous.returncode == 1, "a failed operation on valid input"
     assert "no older published version" in no_previous.stderr
 
     second = build_dir(tmp_path / "b2", "cd" * 32, b"v2")
