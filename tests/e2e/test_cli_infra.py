@@ -46,7 +46,10 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def env(moto_endpoint: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    # The server runs in this process; IAM loads AWS managed policies (the execution role's) when
+    # its backend is created after the reset, and only this variable turns that on for a server.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
     httpx.post(f"{moto_endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
     values = {
@@ -174,6 +177,55 @@ def test_deploy_ls_rollback(env: dict[str, str], tmp_path: Path) -> None:
 
     table_ls = run(env, "ls")
     assert "acme/tiny" in table_ls.stdout and "AWS_IAM" in table_ls.stdout
+
+
+def test_dry_run_rollback_forward_keep_and_rm(env: dict[str, str], tmp_path: Path) -> None:
+    first = build_dir(tmp_path / "b1", "ab" * 32, b"v1")
+    second = build_dir(tmp_path / "b2", "cd" * 32, b"v2")
+    routes = tmp_path / "routes.yaml"
+
+    dry = run(env, "deploy", str(first), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)
+    assert planned["status"] == "created"
+    assert planned["steps"][0].startswith("create execution role")
+    assert json.loads(run(env, "ls", "--json").stdout) == [], "a dry run changes nothing"
+
+    assert run(env, "deploy", str(first), "--routes", str(routes), "-q").returncode == 0
+    assert run(env, "deploy", str(second), "-q").returncode == 0
+    assert run(env, "rollback", "dify-acme-tiny-0-0-1", "--json").returncode == 0
+
+    forward_plan = run(env, "deploy", str(second), "--dry-run")
+    assert forward_plan.returncode == 0, forward_plan.stderr
+    assert "move alias live 1 -> 2" in forward_plan.stdout
+    forward = run(env, "deploy", str(second), "--json", "--keep", "1")
+    assert forward.returncode == 0, forward.stderr
+    assert forward.stderr == "", "--json keeps stderr quiet"
+    result = json.loads(forward.stdout)
+    assert (result["status"], result["version"], result["pruned"]) == ("updated", "2", ["1"])
+
+    declined = subprocess.run(
+        [str(CLI), "rm", "dify-acme-tiny-0-0-1", "--routes", str(routes)],
+        env=env,
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert declined.returncode == 1
+    assert "nothing removed" in declined.stderr
+    assert len(json.loads(run(env, "ls", "--json").stdout)) == 1
+
+    removed = run(env, "rm", "dify-acme-tiny-0-0-1", "--routes", str(routes), "--yes", "--json")
+    assert removed.returncode == 0, removed.stderr
+    report = json.loads(removed.stdout)
+    assert report["role_removed"] == "dify-lambda-dify-acme-tiny-0-0-1"
+    assert report["routes"] == [str(routes)]
+    assert json.loads(run(env, "ls", "--json").stdout) == []
+    assert "acme/tiny" not in (yaml.safe_load(routes.read_text()).get("routes") or {})
+    roles = client(env, "iam").list_roles()["Roles"]
+    assert not [r for r in roles if r["RoleName"].startswith("dify-lambda-")]
 
 
 def test_deploy_errors_are_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
