@@ -303,7 +303,7 @@ def test_deploy_a_plugin_directory_builds_it_first(
     assert result["status"] == "created"
     assert result["url_auth"] == "NONE"
     assert (out / "artifact.zip").is_file()
-    assert "ResolveDependencies" in deployed.stderr
+    assert deployed.stderr == "", "--json: no progress lines, stdout is the one document"
     cfg = client(env, "lambda").get_function_configuration(FunctionName=result["function_name"])
     assert cfg["Environment"]["Variables"]["DIFY_LAMBDA_SECRET"] not in deployed.stdout + deployed.stderr
 
