@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dify_lambda.cli.options import architecture, function_name, positive_int
+from dify_lambda.cli.options import architecture, function_name, output_dir, positive_int
 from dify_lambda.cli.output import add_json_flag, print_json
 from dify_lambda.cli.progress import Reporter, reporter_for
 
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     d.add_argument("--python", help="build: 3.12 or 3.13")
     d.add_argument("--cache-dir", type=Path, metavar="DIR", help="build: dependency cache directory")
     d.add_argument(
-        "--build-dir", type=Path, metavar="DIR", help="build: output directory (default out/<name>)"
+        "--build-dir", type=output_dir, metavar="DIR", help="build: output directory (default out/<name>)"
     )
     d.add_argument(
         "--routes", type=Path, metavar="FILE", help="merge the route into this YAML/JSON route table"
