@@ -197,6 +197,7 @@ def test_dry_run_rollback_forward_keep_and_rm(env: dict[str, str], tmp_path: Pat
 
     forward_plan = run(env, "deploy", str(second), "--dry-run")
     assert forward_plan.returncode == 0, forward_plan.stderr
+    assert "update the plugin identity tags" in forward_plan.stdout
     assert "move alias live 1 -> 2" in forward_plan.stdout
     forward = run(env, "deploy", str(second), "--json", "--keep", "1")
     assert forward.returncode == 0, forward.stderr

@@ -35,15 +35,19 @@ def test_deploying_the_newer_settings_after_rollback_moves_live_forward(
     second = deployer.deploy(newer)
     deployer.rollback(second.function_name)
     assert live(aws, second.function_name) == "1"
+    described = deployer.describe(second.function_name)
+    assert described is not None
+    assert described.checksum == "ab" * 32, "after a rollback the identity tags name what live serves"
 
     plan, _ = deployer.plan(newer)
-    assert plan.describe() == ["move alias live 1 -> 2"]
+    assert plan.describe() == ["update the plugin identity tags", "move alias live 1 -> 2"]
     again = deployer.deploy(newer)
     assert again.status == "updated"
     assert (again.previous_version, again.version) == ("1", "2")
     assert live(aws, again.function_name) == "2"
     versions = aws.lambda_.list_versions_by_function(FunctionName=again.function_name)["Versions"]
     assert sorted(v["Version"] for v in versions) == ["$LATEST", "1", "2"], "no extra version published"
+    assert deployer.describe(again.function_name).checksum == "cd" * 32  # type: ignore[union-attr]
     assert deployer.deploy(newer).status == "unchanged"
 
 
