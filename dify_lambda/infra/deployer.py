@@ -29,7 +29,7 @@ from dify_lambda.infra.models import (
     RemoveResult,
     RollbackResult,
 )
-from dify_lambda.infra.naming import function_name, validate_function_name
+from dify_lambda.infra.naming import function_name, role_name, validate_function_name
 from dify_lambda.infra.observe import observe
 from dify_lambda.infra.plan import Desired, FunctionConfig, Plan, RemoteState, plan
 from dify_lambda.infra.role import delete_role, role_state
@@ -161,7 +161,7 @@ class Deployer:
         options = options or DeployOptions()
         name = self.name_for(artifact, options)
         try:
-            remote = observe(self.lam, self.clients.iam, name)
+            remote = observe(self.lam, self.clients.iam, name, check_role=not options.role_arn)
         except ClientError as exc:
             raise DeployError(f"reading the state of {name} failed ({error_code(exc)})") from exc
         desired = desired_state(name, artifact, options, remote)
@@ -232,11 +232,14 @@ class Deployer:
             if self._get_function(name) is not None:
                 raise DeployError(f"function {name} is not managed by dify-lambda: not removing it")
             raise DeployError(f"function {name} does not exist")
-        role = role_state(self.clients.iam, name)
+        configured = (self._get_function(name) or {}).get("Configuration", {}).get("Role", "")
+        # Only the role named for this function can be ours; a role given with --role-arn is not looked at.
+        ours = str(configured).rsplit("/", 1)[-1] == role_name(name)
+        role = role_state(self.clients.iam, name) if ours else None
         self.lam.delete_function(FunctionName=name)
         progress(f"deleted function {name} with its versions, alias, URL and permissions")
         removed_role = None
-        if role.exists and role.managed:
+        if role is not None and role.exists and role.managed:
             delete_role(self.clients.iam, name)
             removed_role = role.name
             progress(f"deleted execution role {role.name}")

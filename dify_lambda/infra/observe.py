@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dify_lambda.infra import access
-from dify_lambda.infra.plan import FunctionConfig, RemoteState, UrlState, VersionState
+from dify_lambda.infra.naming import role_name
+from dify_lambda.infra.plan import FunctionConfig, RemoteState, RoleState, UrlState, VersionState
 from dify_lambda.infra.role import role_state
 from dify_lambda.wire import ALIAS_NAME
 
@@ -29,9 +30,13 @@ def version_state(cfg: Any) -> VersionState:
     )
 
 
-def observe(lam: LambdaClient, iam: IAMClient, name: str) -> RemoteState:
-    """The function ``name`` as it is now: ``$LATEST``, published versions, alias, URL, policy, role."""
-    role = role_state(iam, name)
+def observe(lam: LambdaClient, iam: IAMClient, name: str, *, check_role: bool = True) -> RemoteState:
+    """The function ``name`` as it is now: ``$LATEST``, published versions, alias, URL, policy, role.
+
+    ``check_role=False`` skips IAM entirely (an explicit ``--role-arn``: the deployer may lack IAM
+    read permissions, and the managed role does not matter then).
+    """
+    role = role_state(iam, name) if check_role else RoleState(name=role_name(name))
     try:
         found = lam.get_function(FunctionName=name)
     except lam.exceptions.ResourceNotFoundException:

@@ -182,3 +182,13 @@ def test_rm_refuses_a_function_dify_lambda_does_not_manage(
     with pytest.raises(DeployError, match="not managed by dify-lambda"):
         deployer.remove("dify-not-ours")
     assert [f["FunctionName"] for f in aws.lambda_.list_functions()["Functions"]] == ["dify-not-ours"]
+
+
+def test_explicit_role_needs_no_iam_read_permission(aws: AwsClients, tmp_path: Path) -> None:
+    trust = {"Version": "2012-10-17", "Statement": []}
+    arn = aws.iam.create_role(RoleName="given", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    no_iam = Deployer(with_failure(aws, iam_fails="get_role"), sleep=SleepCounter())
+    options = DeployOptions(role_arn=arn, create_role=False)
+    result = no_iam.deploy(make_artifact(tmp_path), options)
+    assert result.status == "created"
+    assert no_iam.remove(result.function_name).role_removed is None
