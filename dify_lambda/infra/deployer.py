@@ -163,7 +163,9 @@ class Deployer:
         try:
             remote = observe(self.lam, self.clients.iam, name, check_role=not options.role_arn)
         except ClientError as exc:
-            raise DeployError(f"reading the state of {name} failed ({error_code(exc)})") from exc
+            raise DeployError(
+                f"reading the state of {name} failed: {exc.operation_name} ({error_code(exc)})"
+            ) from exc
         desired = desired_state(name, artifact, options, remote)
         return plan(desired, remote), desired
 

@@ -99,8 +99,10 @@ class Executor:
             self._rollback()
             if isinstance(exc, DeployError) or not isinstance(exc, Exception):
                 raise
+            operation = getattr(exc, "operation_name", None)
+            where = f": {operation}" if operation else ""
             raise DeployError(
-                f"deploying {desired.name} failed ({error_code(exc) or type(exc).__name__})"
+                f"deploying {desired.name} failed{where} ({error_code(exc) or type(exc).__name__})"
             ) from exc
         finally:
             if self._source is not None:
