@@ -132,6 +132,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise PackageError(f"{args.package}: cannot read ({exc.strerror})") from None
     signed = sign_package(data, pem, args.category)
     atomic_write(args.output, signed)
+    if args.json:
+        print_json(
+            {"unique_identifier": src.unique_identifier, "output": str(args.output), "bytes": len(signed)}
+        )
+        return 0
     print(f"signed {src.unique_identifier} -> {args.output}")
     return 0
 
@@ -173,4 +178,5 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-p", "--private-key", required=True, metavar="PRIVATE.pem")
     p.add_argument("-c", "--category", choices=("langgenius", "partner", "community"), default=None)
     p.add_argument("-o", "--output", required=True, help="signed output file")
+    add_json_flag(p)
     p.set_defaults(func=cmd_sign)

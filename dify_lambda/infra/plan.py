@@ -303,7 +303,8 @@ class Plan:
     def status(self) -> str:
         if any(isinstance(s, CreateFunction) for s in self.steps):
             return "created"
-        return "updated" if self.steps else "unchanged"
+        # Pruning old versions changes nothing about what live serves.
+        return "updated" if any(not isinstance(s, PruneVersions) for s in self.steps) else "unchanged"
 
     def has(self, kind: type) -> bool:
         return any(isinstance(s, kind) for s in self.steps)

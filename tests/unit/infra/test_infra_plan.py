@@ -215,6 +215,7 @@ def test_keep_prunes_old_versions_but_never_live() -> None:
     remote = deployed(versions=(*(version(str(n), code=f"c{n}") for n in range(1, 6)), version("6")))
     p = plan(desired(keep=2), replace(remote, alias_version="6"))
     assert p.steps == (PruneVersions(("1", "2", "3", "4")),)
+    assert p.status == "unchanged", "pruning does not change what live serves"
 
 
 def test_keep_counts_the_version_about_to_be_published() -> None:
