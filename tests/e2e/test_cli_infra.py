@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import zipfile
@@ -311,3 +312,25 @@ def test_deploy_a_plugin_directory_builds_it_first(
     shown = run(env, "ls", "--show-secrets", "--json")
     [row] = json.loads(shown.stdout)
     assert row["endpoint"].endswith("/" + cfg["Environment"]["Variables"]["DIFY_LAMBDA_SECRET"])
+
+
+def test_interrupt_at_the_rm_prompt_is_one_line_and_exit_130(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "deploy", str(build_dir(tmp_path / "b", "ab" * 32, b"v1")), "-q").returncode == 0
+    proc = subprocess.Popen(
+        [str(CLI), "rm", "dify-acme-tiny-0-0-1"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = b""
+    while b"[y/N]" not in seen:
+        chunk = proc.stderr.read(1)
+        assert chunk, seen
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert rest.decode().strip() == "dify-lambda: error: interrupted"
+    assert len(json.loads(run(env, "ls", "--json").stdout)) == 1, "nothing removed"
