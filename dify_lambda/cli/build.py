@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from dify_lambda.errors import BuildError
+from dify_lambda.cli.options import architecture, existing_file, function_name, output_dir, positive_int
+from dify_lambda.cli.progress import reporter_for
+from dify_lambda.errors import UsageError
 
 
 def _env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise BuildError(f"--env {text!r}: expected KEY=VALUE")
+        # The value may be a secret: name the key only.
+        raise UsageError(f"--env: expected KEY=VALUE (got {key or 'no key'!r} without '=')")
     return key, value
 
 
@@ -30,8 +32,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("package", metavar="PKG", help=".difypkg file or plugin source directory")
-    p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: out/<plugin name>)")
-    p.add_argument("--arch", help="x86_64 or arm64 (default: from the manifest's meta.arch, x86_64 first)")
+    p.add_argument(
+        "-o", "--output", type=output_dir, metavar="DIR", help="output directory (default: out/<plugin name>)"
+    )
+    p.add_argument(
+        "--arch",
+        type=architecture,
+        help="x86_64 (amd64) or arm64 (aarch64) (default: the manifest's meta.arch, x86_64 first)",
+    )
     p.add_argument("--python", help="3.12 or 3.13 (default: the manifest's meta.runner.version)")
     p.add_argument("--memory", type=int, metavar="MB", help="MemorySize (default: resource.memory)")
     p.add_argument(
@@ -40,7 +48,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--url-auth", default="AWS_IAM", help="default of the AuthType parameter: AWS_IAM or NONE")
     p.add_argument("--snapstart", action="store_true", help="enable SnapStart on published versions")
     p.add_argument(
-        "--template-overlay", type=Path, metavar="FILE", help="YAML deep-merged into the template last"
+        "--template-overlay",
+        type=existing_file,
+        metavar="FILE",
+        help="YAML deep-merged into the template last",
     )
     p.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="default $DIFY_LAMBDA_CACHE or ~/.cache/dify-lambda"
@@ -49,8 +60,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--no-cache", action="store_true", help="resolve dependencies afresh (pip's cache still used)"
     )
     p.add_argument("--no-compile", action="store_true", help="do not ship .pyc files")
-    p.add_argument("--max-unzipped-mb", type=int, default=250, metavar="MB", help="size limit (default 250)")
-    p.add_argument("--function-name", help="explicit FunctionName (default: CloudFormation chooses)")
+    p.add_argument(
+        "--max-unzipped-mb", type=positive_int, default=250, metavar="MB", help="size limit (default 250)"
+    )
+    p.add_argument(
+        "--function-name", type=function_name, help="explicit FunctionName (default: CloudFormation chooses)"
+    )
     p.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable"
     )
@@ -65,8 +80,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from dify_lambda.packaging.build import BuildOptions, build, open_package
 
-    if args.max_unzipped_mb <= 0:
-        raise BuildError(f"--max-unzipped-mb {args.max_unzipped_mb}: must be positive")
     options = BuildOptions(
         arch=args.arch,
         python=args.python,
@@ -86,11 +99,9 @@ def run(args: argparse.Namespace) -> int:
     package = open_package(args.package)
     out_dir = Path(args.output) if args.output else Path("out") / package.manifest.name
 
-    def progress(line: str) -> None:
-        if not args.quiet:
-            print(line, file=sys.stderr, flush=True)
-
-    result = build(package, out_dir, options, progress=progress)
+    # A heartbeat on a terminal keeps dependency resolution (30-60 s) from looking stuck.
+    with reporter_for(quiet=args.quiet, json_output=args.json) as progress:
+        result = build(package, out_dir, options, progress=progress)
     report = result.report
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))

@@ -139,7 +139,10 @@ def start_connector(
 
 
 class FailingLambda:
-    """Delegates to the real (moto) client but fails one operation, like a throttled API would."""
+    """Delegates to the real (moto) client but fails one operation, like a throttled API would.
+
+    Works for any client (IAM too); ``FailingClient`` is the same class under a neutral name.
+    """
 
     def __init__(self, real: Any, fail_on: str) -> None:
         self._real = real
@@ -153,3 +156,20 @@ class FailingLambda:
 
             return fail
         return getattr(self._real, name)
+
+
+FailingClient = FailingLambda
+
+
+def with_failure(
+    aws: AwsClients, *, lambda_fails: str | None = None, iam_fails: str | None = None
+) -> AwsClients:
+    """``aws`` with one Lambda and/or IAM operation failing."""
+    return AwsClients(
+        region=aws.region,
+        lambda_=FailingLambda(aws.lambda_, lambda_fails) if lambda_fails else aws.lambda_,
+        iam=FailingLambda(aws.iam, iam_fails) if iam_fails else aws.iam,
+        s3=aws.s3,
+        ssm=aws.ssm,
+        sts=aws.sts,
+    )
