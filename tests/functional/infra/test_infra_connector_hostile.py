@@ -294,3 +294,24 @@ def test_a_signal_mid_launch_rolls_back_and_exits(tmp_path: Path, signum: signal
     assert launch_lines[0].endswith(
         f"launch {filename}: failed: the connector is shutting down; the launch was stopped and rolled back"
     )
+
+
+def test_the_listen_backlog_holds_128_waiting_connections(aws: AwsClients, tmp_path: Path) -> None:
+    """Nobody accepts: every connect up to the backlog still completes (a backlog of 5 would stall)."""
+    from dify_lambda.infra.connector.server import make_server
+    from dify_lambda.infra.connector.service import LaunchService
+    from dify_lambda.infra.deployer import Deployer
+
+    service = LaunchService(Deployer(aws), FakeBuilder(), work_root=tmp_path)
+    server = make_server("127.0.0.1", 0, service, api_key=API_KEY, max_package_bytes=1 << 20)
+    port = server.server_address[1]
+    sockets = []
+    try:
+        with Egress() as egress:
+            for _ in range(128):
+                sockets.append(socket.create_connection(("127.0.0.1", port), timeout=60))
+        egress.assert_only(port)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
