@@ -261,3 +261,19 @@ def test_buffered_result_falls_back_to_base64_for_binary() -> None:
     result = buffered_result(response)
     assert result["isBase64Encoded"] is True
     assert base64.b64decode(result["body"]) == b"\xff\x00"
+
+
+def test_a_lone_surrogate_in_the_event_body_text_is_a_400_not_a_500() -> None:
+    app, runtime, _ = make_app()
+    event = {
+        "rawPath": "/invoke",
+        "requestContext": {"http": {"method": "POST"}, "requestId": "r-1"},
+        "body": '{"event": "request", "session_id": "s\udc80"}',
+    }
+    response = app.handle_event(event)
+    assert response.status == 400
+    assert problem(response) == {
+        "errorType": "InvalidRequestError",
+        "errorMessage": "request body is not UTF-8 encoded JSON",
+    }
+    assert runtime.started == []
