@@ -287,8 +287,8 @@ class ConnectorHandler(BaseHTTPRequestHandler):
     def _drain(self) -> bool:
         """Read a small request body (ping may come with one) so the connection stays usable."""
         if self.headers.get("Transfer-Encoding"):
-            self._error(411, "chunked request bodies are not accepted", close=True)
-            return False
+            self.close_connection = True  # answer, then close instead of reading a chunked body
+            return True
         length = self._content_length()
         if length is None:
             return False
