@@ -184,7 +184,7 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                     parts.append(self.rfile.read(size))
                     self.rfile.readline(65536)
             value = (self.headers.get("Content-Length") or "0").strip()
-            if not value.isdigit():  # "-1" would read until the client closes
+            if not (value.isascii() and value.isdigit()):  # "-1" would read until the client closes
                 self.close_connection = True
                 raise _BadRequest("Content-Length is not a non-negative integer")
             length = int(value)

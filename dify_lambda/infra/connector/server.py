@@ -49,6 +49,12 @@ LISTEN_BACKLOG = 128
 _QUERY = re.compile(r"\?[^\s'\"]*")
 
 
+def _plain_number(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` alone accepts "²", which ``int()`` then refuses."""
+    value = value.strip()
+    return value.isascii() and value.isdigit()
+
+
 def _without_query(text: str) -> str:
     """``text`` with every ``?query`` part cut, so no log line carries a query string."""
     return _QUERY.sub("", text)
@@ -279,7 +285,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
         value = self.headers.get("Content-Length")
         if value is None:
             return 0
-        if not value.strip().isdigit():
+        if not _plain_number(value):
             self._error(400, "Content-Length is not a non-negative integer", close=True)
             return None
         return int(value)
@@ -314,7 +320,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
         length_header = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding") or not length_header:
             return self._refuse(411, "launch needs a Content-Length (chunked uploads are not accepted)")
-        if not length_header.strip().isdigit():
+        if not _plain_number(length_header):
             return self._refuse(400, "Content-Length is not a non-negative integer")
         length = int(length_header)
         cap = self.server.max_package_bytes + FORM_OVERHEAD_BYTES

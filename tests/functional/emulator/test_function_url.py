@@ -268,10 +268,10 @@ def test_a_client_disconnect_closes_the_plugin_generator(
     egress.assert_only(fn.port)
 
 
-@pytest.mark.parametrize("length", ["-1", "+3", "0x10", "1e3"])
+@pytest.mark.parametrize("length", ["-1", "+3", "0x10", "1e3", "\xb2"])
 def test_absurd_content_length_is_400_at_once(fn: LocalFunctionUrl, length: str) -> None:
     with Egress() as egress, socket.create_connection((fn.host, fn.port), timeout=WAIT) as sock:
-        sock.sendall(f"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+        sock.sendall(f"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode("latin-1"))
         reply = b""
         while not reply.endswith(b"}"):
             piece = sock.recv(4096)
