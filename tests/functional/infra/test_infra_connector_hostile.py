@@ -315,3 +315,34 @@ def test_the_listen_backlog_holds_128_waiting_connections(aws: AwsClients, tmp_p
         for sock in sockets:
             sock.close()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../canary@tiny@0.0.1@" + "ab" * 32 + ".difypkg",
+        "acme@tiny@0.0.1@" + "ab" * 32 + ".difypkg/../../../canary",
+        "/tmp/canary.difypkg",
+    ],
+)
+def test_a_traversing_context_filename_is_refused_and_writes_nothing(
+    aws: AwsClients, connector: RunningConnector, tmp_path: Path, filename: str
+) -> None:
+    data, _ = _package()
+    canaries = [tmp_path.parent / "canary", tmp_path / "canary", Path("/tmp/canary.difypkg")]
+    content_type, body = multipart_body([("verified", "true")], [("context", filename, data)])
+    port = connector.server.server_address[1]
+    with Egress() as egress:
+        response = httpx.post(
+            f"{connector.url}/v1/launch",
+            content=body,
+            headers={"Authorization": API_KEY, "Content-Type": content_type},
+        )
+    egress.assert_only(port)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("bad context filename: filename must look like <author>@<name>@<version>")
+    assert "canary" not in error, "the file name sent is not echoed"
+    assert not [c for c in canaries if c.exists()]
+    assert list(tmp_path.iterdir()) == [], "the launch's work directory holds nothing"
+    assert aws.lambda_.list_functions()["Functions"] == []

@@ -188,7 +188,9 @@ class _Silent:
             conn.close()
 
 
-@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "oversize", "deep-json", "silent-ssm"])
+@pytest.mark.parametrize(
+    "kind", ["fifo", "dev-zero", "directory", "oversize", "deep-json", "deep-yaml", "silent-ssm"]
+)
 def test_hostile_route_locations_never_hold_startup(tmp_path: Path, kind: str) -> None:
     _tree(tmp_path / "app", "core.plugin.impl.base")
     site_dir = tmp_path / "site"
@@ -210,6 +212,7 @@ def test_hostile_route_locations_never_hold_startup(tmp_path: Path, kind: str) -
         "directory": "is not a regular file",
         "oversize": "route table is over 1048576 bytes",
         "deep-json": "route table nests too deeply",
+        "deep-yaml": "route table nests too deeply",
         "silent-ssm": "route table not loaded within 2 s (DIFY_LAMBDA_ROUTES_TIMEOUT)",
     }[kind]
     if kind == "fifo":
@@ -225,6 +228,9 @@ def test_hostile_route_locations_never_hold_startup(tmp_path: Path, kind: str) -
     elif kind == "deep-json":
         location = tmp_path / "routes.json"
         location.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "deep-yaml":
+        location = tmp_path / "routes.yaml"
+        location.write_text("routes: " + "[" * 20_000 + "]" * 20_000 + "\n")
     env["DIFY_LAMBDA_ROUTES"] = "ssm:/dify-lambda/routes" if kind == "silent-ssm" else str(location)
     code = HOSTILE_HOOK.format(
         tests=str(Path(__file__).resolve().parents[2]),
