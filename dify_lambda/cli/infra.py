@@ -168,6 +168,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="stream budget (default 225)",
     )
+    c.add_argument(
+        "--read-timeout",
+        type=_positive_int,
+        default=30,
+        metavar="SECONDS",
+        help="time to receive one whole request, and longest wait for any byte (default 30)",
+    )
     c.set_defaults(func=cmd_connector)
 
 
@@ -391,7 +398,7 @@ def cmd_connector(args: argparse.Namespace) -> int:
 
     from dify_lambda.errors import UsageError
     from dify_lambda.infra.builder import packaging_builder
-    from dify_lambda.infra.connector.server import make_server
+    from dify_lambda.infra.connector.server import make_server, serve_until_signalled
     from dify_lambda.infra.connector.service import ConnectorSettings, LaunchService
 
     api_key = os.environ.get(args.api_key_env, "")
@@ -407,14 +414,14 @@ def cmd_connector(args: argparse.Namespace) -> int:
     builder = packaging_builder(arch=args.arch, python=args.python, cache_dir=args.cache_dir)
     service = LaunchService(_deployer(args, bucket=args.bucket), builder, settings)
     server = make_server(
-        args.host, args.port, service, api_key=api_key, max_package_bytes=args.max_package_mb * 1024 * 1024
+        args.host,
+        args.port,
+        service,
+        api_key=api_key,
+        max_package_bytes=args.max_package_mb * 1024 * 1024,
+        read_timeout_s=float(args.read_timeout),
     )
     print(f"dify-lambda connector listening on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("dify-lambda connector: stopping; waiting for running launches to finish", file=sys.stderr)
-    finally:
-        server.server_close()
-        service.wait_idle(timeout=float(args.launch_timeout))
+    # SIGTERM (Docker, ECS) and SIGINT: stop accepting, roll back or finish the launches in flight.
+    serve_until_signalled(server, drain_timeout_s=float(args.launch_timeout))
     return 0

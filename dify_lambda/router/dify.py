@@ -44,6 +44,7 @@ from dify_lambda.router.errors import (
     PluginInvokeError,
     RetryableError,
     RouterError,
+    RouteSourceError,
     StreamInterruptedError,
 )
 from dify_lambda.router.events import EndEvent, ErrorEvent, StreamEvent
@@ -354,11 +355,40 @@ def install(
 _ENV_LOCK = threading.Lock()
 
 
+#: How long start-up may wait for the first route table before Dify carries on with the daemon.
+DEFAULT_ROUTES_TIMEOUT_S = 10.0
+
+
 def _default_ssm_client() -> Any:
     # botocore, not boto3: the base install (inside Dify) has only botocore; same credential chain.
     import botocore.session
+    from botocore.config import Config
 
-    return botocore.session.get_session().create_client("ssm")
+    # Bounded: an endpoint that never answers fails the read instead of holding the caller.
+    config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+    return botocore.session.get_session().create_client("ssm", config=config)
+
+
+def _first_load(cache: Any, timeout: float) -> None:
+    """``cache.get()`` within ``timeout`` seconds, in a daemon thread (a greenlet under gevent).
+
+    The loader is left to finish or fail on its own when the time is up; the caller moves on.
+    """
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            cache.get()
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=load, name="dify-lambda-routes", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise RouteSourceError(f"route table not loaded within {timeout:g} s (DIFY_LAMBDA_ROUTES_TIMEOUT)")
+    if errors:
+        raise errors[0]
 
 
 def install_from_env(
@@ -367,9 +397,11 @@ def install_from_env(
     """Install from environment variables; None when ``DIFY_LAMBDA_ROUTES`` is unset.
 
     - ``DIFY_LAMBDA_ROUTES``: path of the route table (YAML or JSON), or ``ssm:<parameter name>``
-      (read with boto3's default credential chain and region);
+      (read with botocore's default credential chain and region);
     - ``DIFY_LAMBDA_ROUTER_PLUGINS``: comma-separated plugin ids to route (default: all in the table);
-    - ``DIFY_LAMBDA_ROUTES_REFRESH``: seconds between route table reloads (default 60).
+    - ``DIFY_LAMBDA_ROUTES_REFRESH``: seconds between route table reloads (default 60);
+    - ``DIFY_LAMBDA_ROUTES_TIMEOUT``: seconds the first load may take (default 10); past it this
+      raises and the host keeps the daemon.
     """
     env = os.environ if environ is None else environ
     path = env.get("DIFY_LAMBDA_ROUTES", "").strip()
@@ -382,8 +414,14 @@ def install_from_env(
         refresh = float(env.get("DIFY_LAMBDA_ROUTES_REFRESH", "60"))
     except ValueError:
         raise RouterError("DIFY_LAMBDA_ROUTES_REFRESH must be a number of seconds") from None
+    try:
+        timeout = float(env.get("DIFY_LAMBDA_ROUTES_TIMEOUT", str(DEFAULT_ROUTES_TIMEOUT_S)))
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout < float("inf"):
+        raise RouterError("DIFY_LAMBDA_ROUTES_TIMEOUT must be a positive number of seconds")
     plugins = [p.strip() for p in env.get("DIFY_LAMBDA_ROUTER_PLUGINS", "").split(",") if p.strip()]
     with _ENV_LOCK:
         cache = RouteCache(route_loader(path, ssm_client=ssm_client), refresh_seconds=refresh)
-        cache.get()  # fail at startup, not on the first call, when the table is bad
+        _first_load(cache, timeout)  # fail at startup, not on the first call, when the table is bad
         return install(Router(cache), plugins or None)

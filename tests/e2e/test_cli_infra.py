@@ -269,6 +269,15 @@ def test_connector_serves_the_daemon_api(env: dict[str, str]) -> None:
         daemon.close()
         assert httpx.post(f"{url}/ping", headers={"Authorization": "nope"}).status_code == 401
         assert client(env, "lambda").list_functions()["Functions"] == []
+        proc.terminate()  # SIGTERM, as Docker and ECS send it: a clean exit
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        launches = [line for line in err.splitlines() if " launch " in line]
+        assert len(launches) == 1 and launches[0].endswith(
+            ": refused: invalid package: " + filename + ": not a zip archive"
+        )
+        assert "stopping: 0 launch(es) in flight" in err
+        assert key not in err
     finally:
         proc.terminate()
         try:

@@ -92,9 +92,10 @@ def test_same_event_lines_as_the_sdk(
     if actual.status_code == 400:
         problem = actual.json()
         if sdk_types == ["end"]:
-            # The SDK ignores unknown actions; we name them.
+            # The SDK ignores unknown actions; we refuse them, naming the field, never the value.
             assert problem["errorType"] == "UnknownActionError"
-            assert case.action in problem["errorMessage"]
+            assert "data.action is not a model action" in problem["errorMessage"]
+            assert case.action not in problem["errorMessage"]
         else:
             # The SDK failed while building the request model; we reject before streaming.
             assert sdk_types == ["error", "end"]

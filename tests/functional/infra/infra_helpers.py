@@ -130,9 +130,17 @@ def start_connector(
     settings: ConnectorSettings | None = None,
     max_package_bytes: int = 8 * 1024 * 1024,
     work_root: Path | None = None,
+    read_timeout_s: float = 30.0,
 ) -> tuple[ConnectorServer, LaunchService, threading.Thread]:
     service = LaunchService(Deployer(aws, sleep=SleepCounter()), builder, settings, work_root=work_root)
-    server = make_server("127.0.0.1", 0, service, api_key=API_KEY, max_package_bytes=max_package_bytes)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        service,
+        api_key=API_KEY,
+        max_package_bytes=max_package_bytes,
+        read_timeout_s=read_timeout_s,
+    )
     thread = threading.Thread(target=server.serve_forever, name="connector", daemon=True)
     thread.start()
     return server, service, thread
