@@ -51,7 +51,9 @@ def env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # The server runs in this process; IAM loads AWS managed policies (the execution role's) when
     # its backend is created after the reset, and only this variable turns that on for a server.
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
+    # The reset reloads the managed policies (seconds of CPU): httpx's 5 s default fails it on a busy
+    # machine running the suite on several workers.
+    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=120).raise_for_status()
     httpx.post(f"{moto_endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
     values = {
         "PATH": os.environ.get("PATH", ""),
