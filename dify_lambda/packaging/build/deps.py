@@ -379,7 +379,10 @@ class DependencyInstaller:
                         f"{self.resolver} could not install the requirements for {self.tag}: "
                         f"{_last_error(result.output)}"
                     )
+                listed = _listed_line(remaining, failed)
                 name, version = _name_and_version(failed)
+                if version is None and listed is not None:
+                    version = _name_and_version(listed)[1]  # uv names the project without a version
                 key = canonical_name(name)
                 if key in self.allow_sdist and key not in built:
                     try:
@@ -403,7 +406,6 @@ class DependencyInstaller:
                     if key not in self.allow_sdist:
                         reason += " (sdists are built only with --allow-sdist NAME)"
                     missing.append(MissingWheel(name, version, self.tag, reason))
-                listed = _listed_line(remaining, failed)
                 if listed is None:
                     raise MissingWheelsError(missing)
                 remaining.remove(listed)
