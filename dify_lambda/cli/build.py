@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="NAME",
         help="let this machine build NAME from its sdist (runs its build code here; default: wheels only)",
     )
-    p.add_argument("--resolver", choices=("uv", "pip"), default="uv", help="dependency resolver (default uv)")
+    p.add_argument("--resolver", default="uv", help="dependency resolver: uv (default) or pip")
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dify_lambda.errors import DependencyResolutionError
+from dify_lambda.packaging.build.options import BuildOptions, Target
 from dify_lambda.packaging.build.requirements import cache_key, combined, normalize_lines, select_requirements
+from dify_lambda.packaging.build.steps import dependency_cache_key
 from dify_lambda.packaging.errors import PackageError, RequirementError
 
 
@@ -223,3 +225,21 @@ def test_cache_key_changes_with_each_input(changed: tuple[list[str], str, str]) 
 def test_cache_key_changes_with_extra() -> None:
     base = cache_key(["a"], "3.12", "x86_64", {"compile": "True"})
     assert base != cache_key(["a"], "3.12", "x86_64", {"compile": "False"})
+
+
+def test_dependency_cache_key_covers_every_operator_choice() -> None:
+    target = Target("x86_64", "3.12", 256, 900, "AWS_IAM")
+    lines = ("dify_plugin<0.11,>=0.10",)
+    base = dependency_cache_key(target, lines, BuildOptions())
+    changed = [
+        BuildOptions(resolver="pip"),
+        BuildOptions(allow_sdist=("h5pure",)),
+        BuildOptions(index_url="http://127.0.0.1:9/simple"),
+        BuildOptions(extra_index_urls=("http://127.0.0.1:9/more",)),
+        BuildOptions(compile=False),
+    ]
+    keys = {dependency_cache_key(target, lines, options) for options in changed}
+    assert base not in keys
+    assert len(keys) == len(changed)
+    same = dependency_cache_key(target, lines, BuildOptions(allow_sdist=("B_x", "a")))
+    assert same == dependency_cache_key(target, lines, BuildOptions(allow_sdist=("a", "b-X")))
