@@ -398,13 +398,12 @@ class DependencyInstaller:
                         continue
                 else:
                     # uv tells a missing project from a missing wheel; pip says "from versions: none".
-                    reason = (
-                        "not found on the package index"
-                        if "was not found in the" in result.output
-                        else "no wheel for the target on the package index"
-                    )
-                    if key not in self.allow_sdist:
-                        reason += " (sdists are built only with --allow-sdist NAME)"
+                    if "was not found in the" in result.output:
+                        reason = "not found on the package index"
+                    else:
+                        reason = "no wheel for the target on the package index"
+                        if key not in self.allow_sdist:
+                            reason += " (sdists are built only with --allow-sdist NAME)"
                     missing.append(MissingWheel(name, version, self.tag, reason))
                 if listed is None:
                     raise MissingWheelsError(missing)
