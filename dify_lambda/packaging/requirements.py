@@ -71,8 +71,8 @@ UV_EXPORT_ARGS = (
 MAX_REQUIREMENTS_BYTES = 256 * 1024
 MAX_REQUIREMENTS = 1000
 MAX_LINE_CHARS = 4096
-#: pip's own comment rule: ``#`` at the start of a line or after whitespace.
-_COMMENT_RE = re.compile(r"(^|\s+)#.*$")
+#: pip's own comment rule: ``#`` at the start of a line or after whitespace (fixed width: linear time).
+_COMMENT_RE = re.compile(r"(?:^|\s)#")
 #: What pip and uv would read as an option or a comment inside the printed requirement.
 _UNSAFE_IN_OUTPUT_RE = re.compile(r"(^|\s)-|#|\$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
@@ -94,7 +94,8 @@ def parse_requirement(raw: str, where: str) -> str | None:
     """
     if len(raw) > MAX_LINE_CHARS:
         raise _refuse(where, f"line longer than {MAX_LINE_CHARS} characters")
-    line = _COMMENT_RE.sub("", raw).strip()
+    comment = _COMMENT_RE.search(raw)
+    line = (raw[: comment.start()] if comment else raw).strip()
     if not line:
         return None
     if line.endswith("\\"):
@@ -107,7 +108,7 @@ def parse_requirement(raw: str, where: str) -> str | None:
         raise _refuse(where, "environment variable references are not accepted in requirements")
     try:
         req = Requirement(line)
-    except InvalidRequirement:
+    except (InvalidRequirement, RecursionError):  # deeply nested markers: refused, not a traceback
         if re.search(r"\s--?[A-Za-z]", line):
             what = "per-requirement options (such as --hash) are not accepted"
         elif line.startswith((".", "/", "~")) or "://" in line or "+" in line.split(";")[0]:

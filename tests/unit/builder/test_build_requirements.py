@@ -55,6 +55,8 @@ HOSTILE_LINES = [
     ("evil===SECRET\x00", "control character"),
     ("SECRET is not a requirement", "not a PEP 508 requirement"),
     ("x" * 5000, "line longer than 4096 characters"),
+    ("evil ; " + "(" * 1500 + 'os_name == "SECRET"' + ")" * 1500, "not a PEP 508 requirement"),
+    (" " * 4000 + "SECRET !", "not a PEP 508 requirement"),
 ]
 
 
