@@ -96,7 +96,7 @@ def main() -> int:
         # Anchor: the SDK's own dependency footprint for the same target, as plain pip installs it.
         anchor_tree = work / "sdk-footprint"
         target = Target("x86_64", "3.12", 256, 900, "AWS_IAM")
-        DependencyInstaller(target, pip_cache_dir=cache / "pip").install([SDK_REQUIREMENT], anchor_tree)
+        DependencyInstaller(target, cache_dir=cache).install([SDK_REQUIREMENT], anchor_tree)
         entries = tree_entries(anchor_tree, "dependencies")
         anchor_unzipped = sum(e.size for e in entries)
         anchor_zipped, _ = write_zip(entries, work / "sdk-footprint.zip")

@@ -69,9 +69,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable"
     )
+    p.add_argument("--find-links", action="append", default=[], type=Path, metavar="DIR", help="local wheels")
     p.add_argument(
-        "--find-links", action="append", default=[], type=Path, metavar="DIR", help="local wheels/sdists"
+        "--index-url", metavar="URL", help="package index (default: uv/pip configuration, else PyPI)"
     )
+    p.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="additional package index"
+    )
+    p.add_argument(
+        "--allow-sdist",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let this machine build NAME from its sdist (runs its build code here; default: wheels only)",
+    )
+    p.add_argument("--resolver", default="uv", help="dependency resolver: uv (default) or pip")
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -93,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         function_name=args.function_name,
         extra_environment=dict(_env_pair(e) for e in args.env),
         find_links=tuple(args.find_links),
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_url),
+        allow_sdist=tuple(args.allow_sdist),
+        resolver=args.resolver,
         use_cache=not args.no_cache,
         compile=not args.no_compile,
     )
@@ -118,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         f"  report    {result.report_path} (cache {'hit' if report.cache_hit else 'miss'}, "
         f"compile {report.compile.dependencies}, {report.build_seconds:.1f} s)"
     )
+    if report.built_from_source:
+        print(f"  built from source (--allow-sdist): {', '.join(report.built_from_source)}")
     for note in report.notes:
         print(f"  note: {note}")
     print(f"deploy: cd {result.out_dir} && sam deploy --guided")

@@ -61,6 +61,7 @@ def test_human_output_and_progress(cache_dir: Path, tmp_path: Path) -> None:
         (["--url-auth", "OPEN"], "--url-auth 'OPEN' is not supported"),
         (["--env", "NOEQUALS"], "--env: expected KEY=VALUE"),
         (["--max-unzipped-mb", "0"], "argument --max-unzipped-mb: must be positive"),
+        (["--resolver", "conda"], "--resolver 'conda' is not supported: use uv or pip"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(flags: list[str], fragment: str, tmp_path: Path) -> None:

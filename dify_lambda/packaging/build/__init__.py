@@ -131,12 +131,13 @@ def build(
     *,
     progress: Callable[[str], None] | None = None,
     pip: PipRunner | None = None,
+    uv: PipRunner | None = None,
 ) -> BuildResult:
     """Build ``package`` into ``out_dir`` (created) and return what was written.
 
     Raises a :class:`~dify_lambda.errors.BuildError` subclass (``UnsupportedTargetError``,
     ``DependencyResolutionError``, ``ArtifactTooLargeError``) or a ``PackageError`` with one line
-    naming the step and what is wrong. ``pip`` replaces the pip runner (tests).
+    naming the step and what is wrong. ``pip`` and ``uv`` replace the resolver runners (tests).
     """
     started = time.perf_counter()
     timer = StepTimer(progress or (lambda _line: None))
@@ -154,7 +155,7 @@ def build(
     with scratch_dir() as scratch:
         with timer.step("ResolveDependencies", f"{target.runtime} {target.arch}"):
             deps = resolve_dependencies(
-                target, requirements, options, scratch, pip=pip, progress=timer.progress
+                target, requirements, options, scratch, pip=pip, uv=uv, progress=timer.progress
             )
         with timer.step("StageFiles"):
             staged = stage_files(pkg, dict(runtime.files), scratch / "stage", target, options)
@@ -212,6 +213,8 @@ def build(
         pruned_bytes=int(deps.meta.get("pruned_bytes", 0)),
         code_uri=ARTIFACT_FILE,
         notes=(*deps.meta.get("notes", []), *_notes(zipped, dists, unknown_imports)),
+        resolver=str(deps.meta.get("resolver", options.resolver)),
+        built_from_source=tuple(deps.meta.get("built_from_source", [])),
     )
     report = dataclasses.replace(
         report, build_seconds=round(time.perf_counter() - started, 3), steps=tuple(timer.durations)

@@ -70,6 +70,11 @@ class BuildReport:
     code_uri: str
     notes: tuple[str, ...] = ()
     steps: tuple[tuple[str, float], ...] = field(default=())
+    #: The dependency resolver used (``uv`` or ``pip``).
+    resolver: str = "uv"
+    #: ``name==version`` of every dependency built from an sdist on the build machine: only packages
+    #: the operator named with ``--allow-sdist`` (their build backend ran there). Empty by default.
+    built_from_source: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         # Through JSON once so tuples come back as lists: the dict equals what the file holds.
