@@ -42,8 +42,8 @@ PLUGIN_DIRS: dict[str, Path] = {
     "mocklab": PLUGINS_DIR / "mocklab",
     "tiny": ROOT / "tests" / "support" / "tinyplugin",
 }
-#: The oldest SDK (major, minor) each plugin loads on.
-PLUGIN_MIN_SDK: dict[str, tuple[int, int]] = {"mockgpt": (0, 10), "mocklab": (0, 10), "tiny": (0, 2)}
+#: The oldest SDK (major, minor) each plugin loads on (the demo plugins declare 0.10 but load on 0.9).
+PLUGIN_MIN_SDK: dict[str, tuple[int, int]] = {"mockgpt": (0, 9), "mocklab": (0, 9), "tiny": (0, 2)}
 USER_ID = "catalog-user"
 GOOD_CREDENTIALS: dict[str, str] = {"api_key": "mock-catalog"}
 BAD_CREDENTIALS: dict[str, str] = {"api_key": "not-a-mock-key"}
@@ -73,6 +73,9 @@ class Case:
     partial: bool = False
     #: The case is about streaming timing (``word_delay`` > 0).
     timing: bool = False
+    #: The first SDK (major, minor) whose answer matches ``expect`` (older ones answer otherwise,
+    #: e.g. before 0.10 ``input_type`` was optional); conformance compares bytes on every release.
+    expect_since: tuple[int, int] = (0, 0)
 
     @property
     def plugin_dir(self) -> Path:
@@ -510,6 +513,7 @@ def _lab_cases() -> list[Case]:
         {**emb, "texts": DOCS},
         expect=err,
         error_type="ValidationError",
+        expect_since=(0, 10),
     )
     add(
         "embed_rate_limit",
