@@ -767,7 +767,11 @@ def _tiny_cases() -> list[Case]:
     add(
         "tiny_llm_num_tokens",
         "get_llm_num_tokens",
-        {**model("llm", "tiny-llm"), "prompt_messages": [{"role": "user", "content": "a b c"}], "tools": None},
+        {
+            **model("llm", "tiny-llm"),
+            "prompt_messages": [{"role": "user", "content": "a b c"}],
+            "tools": None,
+        },
     )
     emb = model("text-embedding", "tiny-embed")
     add("tiny_embed", "invoke_text_embedding", {**emb, "texts": ["quick fox", "lazy dog"]})

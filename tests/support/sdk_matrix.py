@@ -88,8 +88,16 @@ def _build(venv: Path, version: str) -> None:
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     python = venv / "bin" / "python"
     result = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"dify-plugin=={version}", *HANDLER_REQUIREMENTS],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"dify-plugin=={version}",
+            *HANDLER_REQUIREMENTS,
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -7,8 +7,14 @@ import sys
 import pytest
 
 from dify_lambda import wire
-from dify_lambda.handlers.errors import UnsupportedSdkError
-from dify_lambda.handlers.plugin import EXECUTOR_METHODS, check_sdk_version, describe_validation_error
+from dify_lambda.handlers.errors import UnknownActionError, UnsupportedSdkError
+from dify_lambda.handlers.plugin import (
+    EXECUTOR_METHODS,
+    SdkPluginRuntime,
+    _session_arguments,
+    check_sdk_version,
+    describe_validation_error,
+)
 from dify_lambda.handlers.sdk_versions import SdkProfile, parse_version
 
 
@@ -47,7 +53,8 @@ def test_profile_refuses_what_the_range_refuses() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "parsed"), [("0.4.0b1", (0, 4, 0)), ("0.6.2+local", (0, 6, 2)), ("0.7", (0, 7, 0)), ("x.1", None)]
+    ("version", "parsed"),
+    [("0.4.0b1", (0, 4, 0)), ("0.6.2+local", (0, 6, 2)), ("0.7", (0, 7, 0)), ("x.1", None)],
 )
 def test_parse_version(version: str, parsed: tuple[int, int, int] | None) -> None:
     assert parse_version(version) == parsed
@@ -70,3 +77,30 @@ def test_validation_message_hides_custom_validator_text() -> None:
     message = describe_validation_error("invoke_text_embedding", errors)
     assert "secret prompt" not in message
     assert "field 'data.texts': invalid value [value_error]" in message
+
+
+class _SessionWithoutContext:
+    """Stands in for a 0.2/0.3 ``Session``: no ``context``, no ``max_invocation_timeout``."""
+
+    def __init__(self, session_id: str, executor: object, reader: object, writer: object) -> None:
+        del session_id, executor, reader, writer
+
+
+class _SessionWithKwargs:
+    def __init__(self, session_id: str, **kwargs: object) -> None:
+        del session_id, kwargs
+
+
+def test_session_arguments_follow_the_release_signature() -> None:
+    assert _session_arguments(_SessionWithoutContext) == {"session_id", "executor", "reader", "writer"}
+
+
+def test_a_session_taking_any_keyword_is_refused() -> None:
+    with pytest.raises(UnsupportedSdkError, match=r"\*\*kwargs"):
+        _session_arguments(_SessionWithKwargs)
+
+
+def test_an_action_the_release_does_not_route_is_unknown() -> None:
+    runtime = SdkPluginRuntime(plugin_id="a/b", sdk_version="0.6.2", routes={}, sdk=object())
+    with pytest.raises(UnknownActionError, match=r"start_polling is not served by dify_plugin 0\.6\.2"):
+        runtime.prepare("start_polling", {})
