@@ -37,6 +37,15 @@ from support.sdk_server import SdkServer, start_sdk_server
 from dify_lambda import wire
 
 VERSIONS = sdk_matrix.matrix()
+MODES = ("lazy", "full")
+
+
+def _modes(version: str) -> tuple[str, ...]:
+    # ``lazy`` is what functions run; ``full`` (the fallback) on every release only in the full
+    # matrix, to keep make test short.
+    if version == sdk_matrix.project_sdk_version() or sdk_matrix.is_full_matrix():
+        return MODES
+    return ("lazy",)
 
 
 def _loads_on(plugin: str, version: str) -> bool:
@@ -44,22 +53,34 @@ def _loads_on(plugin: str, version: str) -> bool:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Only the (release, case) pairs whose plugin loads on that release; module scope groups the
-    # cases by release, so each release's servers start once.
+    # Only the cases whose plugin loads on the release; module scope groups the cases by release
+    # and mode, so each release's servers and each mode's handlers start once.
     if "sdk_version" in metafunc.fixturenames and "case" in metafunc.fixturenames:
-        pairs = [
-            pytest.param(version, case, id=f"{version}-{case.name}")
+        combos = [
+            pytest.param(version, mode, case, id=f"{version}-{mode}-{case.name}")
             for version in VERSIONS
+            for mode in _modes(version)
             for case in (*catalog.CASES, *catalog.TINY_CASES)
             if _loads_on(case.plugin, version)
         ]
-        metafunc.parametrize(("sdk_version", "case"), pairs, indirect=["sdk_version"], scope="module")
+        metafunc.parametrize(
+            ("sdk_version", "import_mode", "case"),
+            combos,
+            indirect=["sdk_version", "import_mode"],
+            scope="module",
+        )
 
 
 @pytest.fixture(scope="module")
 def sdk_version(request: pytest.FixtureRequest) -> str:
     version: str = request.param
     return version
+
+
+@pytest.fixture(scope="module")
+def import_mode(request: pytest.FixtureRequest) -> str:
+    mode: str = request.param
+    return mode
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +95,12 @@ def sdk_servers(sdk_version: str) -> Iterator[tuple[Path, dict[str, SdkServer]]]
         yield python, servers
 
 
-# Both SDK import modes (dify_lambda/handlers/sdk_import.py) must answer byte for byte alike;
-# module scope lets pytest run every case against one mode's handlers, then the other's.
-@pytest.fixture(scope="module", params=["lazy", "full"])
+# Both SDK import modes (dify_lambda/handlers/sdk_import.py) must answer byte for byte alike.
+@pytest.fixture(scope="module")
 def servers(
-    request: pytest.FixtureRequest, sdk_servers: tuple[Path, dict[str, SdkServer]]
+    import_mode: str, sdk_servers: tuple[Path, dict[str, SdkServer]]
 ) -> Iterator[dict[str, tuple[SdkServer, HandlerProcess]]]:
-    env = {"DIFY_LAMBDA_SDK_IMPORT": request.param}
+    env = {"DIFY_LAMBDA_SDK_IMPORT": import_mode}
     python, sdk = sdk_servers
     with ExitStack() as stack:
         yield {
