@@ -21,6 +21,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from dify_lambda.handlers.sdk_versions import parse_version
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "sdk-matrix"
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -43,7 +45,10 @@ class SdkRelease(tuple[int, int, int]):
 
     @classmethod
     def of(cls, version: str) -> SdkRelease:
-        return cls(tuple(int(part) for part in version.split(".")[:3]))  # type: ignore[arg-type]
+        parsed = parse_version(version)
+        if parsed is None:
+            raise ValueError(f"{MATRIX_ENV}: {version[:40]!r} is not a dify_plugin version")
+        return cls(parsed)
 
     def __str__(self) -> str:
         return ".".join(str(part) for part in self)
