@@ -41,6 +41,7 @@ _BAD_INPUT_NAMES = frozenset(
         "InvalidRouteTableError",  # router: route file is not a valid table
         "RouteSourceError",  # router: route file or parameter missing or unreadable
         "ServeTargetError",  # emulator: PATH is not something serve can run
+        "RequirementError",  # builder: a requirements line that is not plain PEP 508 (hostile or malformed)
     }
 )
 _BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
