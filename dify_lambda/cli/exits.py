@@ -42,6 +42,7 @@ _BAD_INPUT_NAMES = frozenset(
         "RouteSourceError",  # router: route file or parameter missing or unreadable
         "ServeTargetError",  # emulator: PATH is not something serve can run
         "RequirementError",  # builder: a requirements line that is not plain PEP 508 (hostile or malformed)
+        "MissingWheelsError",  # builder: a requirement with no wheel for the target (sdists need --allow-sdist)
     }
 )
 _BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
