@@ -33,7 +33,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: out/<plugin name>)")
     p.add_argument("--arch", help="x86_64 or arm64 (default: from the manifest's meta.arch, x86_64 first)")
     p.add_argument("--python", help="3.12 or 3.13 (default: the manifest's meta.runner.version)")
-    p.add_argument("--memory", type=int, metavar="MB", help="MemorySize (default: resource.memory)")
+    p.add_argument(
+        "--memory",
+        type=int,
+        metavar="MB",
+        help="MemorySize (default: the manifest's resource.memory, at least the floor in docs/limits.md)",
+    )
     p.add_argument(
         "--timeout", type=int, default=900, metavar="SECONDS", help="function timeout (default 900)"
     )
@@ -57,6 +62,24 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--find-links", action="append", default=[], type=Path, metavar="DIR", help="local wheels/sdists"
     )
+    p.add_argument(
+        "--no-smoke", action="store_true", help="do not load the built artifact in a clean subprocess"
+    )
+    p.add_argument(
+        "--tiktoken-encoding",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ship this tiktoken encoding too (gpt2 always; e.g. cl100k_base, o200k_base); repeatable",
+    )
+    p.add_argument(
+        "--tiktoken-cache",
+        type=Path,
+        metavar="DIR",
+        help="take tiktoken's files from DIR instead of the cache or the network "
+        "(default $DIFY_LAMBDA_TIKTOKEN_CACHE)",
+    )
+    p.add_argument("--no-tiktoken-data", action="store_true", help="do not ship tiktoken's encoding files")
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -64,6 +87,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dify_lambda.packaging.build import BuildOptions, build, open_package
+    from dify_lambda.packaging.build.smoke import SmokeInitError
+    from dify_lambda.packaging.build.tiktoken_data import TiktokenFetchError
 
     if args.max_unzipped_mb <= 0:
         raise BuildError(f"--max-unzipped-mb {args.max_unzipped_mb}: must be positive")
@@ -82,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         find_links=tuple(args.find_links),
         use_cache=not args.no_cache,
         compile=not args.no_compile,
+        smoke=not args.no_smoke,
+        tiktoken_data=not args.no_tiktoken_data,
+        tiktoken_encodings=tuple(args.tiktoken_encoding),
+        tiktoken_cache=args.tiktoken_cache,
     )
     package = open_package(args.package)
     out_dir = Path(args.output) if args.output else Path("out") / package.manifest.name
@@ -90,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    result = build(package, out_dir, options, progress=progress)
+    try:
+        result = build(package, out_dir, options, progress=progress)
+    except (SmokeInitError, TiktokenFetchError) as exc:
+        # The input was valid; the operation failed (the plugin cannot load, the download failed).
+        print(f"dify-lambda: error: {exc}", file=sys.stderr)
+        return 1
     report = result.report
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
@@ -107,6 +141,15 @@ def run(args: argparse.Namespace) -> int:
         f"  report    {result.report_path} (cache {'hit' if report.cache_hit else 'miss'}, "
         f"compile {report.compile.dependencies}, {report.build_seconds:.1f} s)"
     )
+    print(f"  memory    {report.memory_mb} MB ({report.memory_reason})")
+    print(f"  sdk       dify_plugin {report.sdk_version}")
+    if report.tiktoken.get("status") == "shipped":
+        print(
+            f"  tiktoken  {', '.join(report.tiktoken['encodings'])} ({report.tiktoken['bytes'] / mib:.1f} MB)"
+        )
+    if report.smoke.get("status") == "passed":
+        loaded = ", ".join(f"{p['name']} ({len(p['models'])} models)" for p in report.smoke["providers"])
+        print(f"  smoke     loaded {loaded} in {report.smoke['seconds']:.1f} s")
     for note in report.notes:
         print(f"  note: {note}")
     print(f"deploy: cd {result.out_dir} && sam deploy --guided")

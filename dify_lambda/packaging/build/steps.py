@@ -113,7 +113,10 @@ def resolve_dependencies(
 ) -> CachedTree:
     """The finished dependency tree for ``requirements`` on ``target``, from the cache when possible."""
     cache_dir = options.cache_dir or default_cache_dir()
-    key = cache_key(requirements, target.python, target.arch, {"compile": str(options.compile)})
+    # "record": trees made before RECORD files were filtered after pruning must not be reused.
+    key = cache_key(
+        requirements, target.python, target.arch, {"compile": str(options.compile), "record": "filtered"}
+    )
     cache = DependencyCache(cache_dir)
     if options.use_cache:
         found = cache.lookup(key)
