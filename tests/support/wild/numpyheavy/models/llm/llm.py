@@ -2,11 +2,10 @@
 
 from collections.abc import Generator
 
+import numpy as np
 from dify_plugin import LargeLanguageModel
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultChunkDelta
 from dify_plugin.entities.model.message import AssistantPromptMessage, PromptMessage, PromptMessageTool
-
-import numpy as np
 
 
 def _text(prompt_messages: list[PromptMessage]) -> str:
