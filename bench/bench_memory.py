@@ -105,9 +105,7 @@ def one_start(root: Path, python: Path, mb: int | None) -> dict[str, float | str
     api = TimingRuntimeAPI()
     name = f"dify-lambda-bench-{os.getpid()}"
     groups = _cgroups(name, mb) if mb else None
-    join = (
-        f'echo $$ > {groups[0]}/cgroup.procs && echo $$ > {groups[1]}/cgroup.procs && ' if groups else ""
-    )
+    join = f"echo $$ > {groups[0]}/cgroup.procs && echo $$ > {groups[1]}/cgroup.procs && " if groups else ""
     env = {
         "PATH": "/usr/bin:/bin",
         "LANG": "en_US.UTF-8",
@@ -170,7 +168,9 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="dify-lambda-bench-memory-"))
     try:
-        result = build(PLUGIN, work / "out", BuildOptions(arch="x86_64", python="3.12", cache_dir=args.cache_dir))
+        result = build(
+            PLUGIN, work / "out", BuildOptions(arch="x86_64", python="3.12", cache_dir=args.cache_dir)
+        )
         root = work / "task"
         with zipfile.ZipFile(result.artifact) as zf:
             zf.extractall(root)
@@ -187,7 +187,9 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for key, runs in rows.items():
         ok = [r for r in runs if "error" not in r]
-        share = "host (no limit)" if key == "unlimited" else f"{min(1.0, int(key) / ONE_VCPU_MB):.0%} of a vCPU"
+        share = (
+            "host (no limit)" if key == "unlimited" else f"{min(1.0, int(key) / ONE_VCPU_MB):.0%} of a vCPU"
+        )
         label = key if key == "unlimited" else f"{key} MB"
         errors = sorted({str(r["error"]) for r in runs if "error" in r})
         if not ok:
