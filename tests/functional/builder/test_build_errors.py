@@ -119,7 +119,7 @@ def test_sdist_with_compiled_code_is_refused(build_cache: Path, tmp_path: Path) 
 def test_pure_python_sdist_is_built_and_shipped(build_cache: Path, tmp_path: Path) -> None:
     links = tmp_path / "links"
     _sdist(links, "h5pure", {"h5pure/__init__.py": "VALUE = 42\n"})
-    files = plugin_files(requirements_dot_txt=b"h5pure==1.0\n")
+    files = plugin_files(requirements_dot_txt=b"dify_plugin>=0.10,<0.11\nh5pure==1.0\n")
     result = build(
         package_from_files(files), tmp_path / "out", BuildOptions(cache_dir=build_cache, find_links=(links,))
     )
