@@ -6,7 +6,8 @@ handler's own :func:`~dify_lambda.handlers.plugin.check_sdk_version`, one defini
 ``smoke_init`` unpacks the artifact into a temporary directory and loads the plugin there the way the
 Lambda init does: a fresh interpreter of the target Python, isolated (``-I -S``: no user site, no
 host site-packages, no ``PYTHON*`` variables), the environment cleared down to what Lambda sets plus
-the function's own variables from the template (``/var/task`` mapped to the unpacked root), the
+the function's own variables from the template (``/var/task`` mapped to the unpacked root; URL auth and
+secret settings left out, since they would reach AWS), the
 working directory at the task root with the task root first on ``sys.path`` (as the runtime's
 bootstrap does), then the streaming loop's own init (``dify_lambda.handlers.stream.load_application``).
 What loaded (providers and their predefined models) goes into the build report. It runs only when
@@ -43,6 +44,17 @@ __all__ = [
 ]
 
 LAMBDA_TASK_ROOT = "/var/task"
+#: Left out of the smoke init: the wrapper (the probe runs the loop's init itself) and the URL auth and
+#: secret settings, which would reach AWS at init; the smoke init proves the plugin loads, not the auth.
+_NOT_IN_SMOKE = frozenset(
+    {
+        "AWS_LAMBDA_EXEC_WRAPPER",
+        "DIFY_LAMBDA_URL_AUTH",
+        "DIFY_LAMBDA_SECRET",
+        "DIFY_LAMBDA_SECRET_ARN",
+        "DIFY_LAMBDA_SECRET_PARAMETER",
+    }
+)
 _TIMEOUT = 600
 _MAX_LINE = 400
 
@@ -135,7 +147,7 @@ def lambda_environment(
         "HOME": str(tmp),
     }
     for key, value in function_env.items():
-        if key == "AWS_LAMBDA_EXEC_WRAPPER":
+        if key in _NOT_IN_SMOKE:
             continue
         under_root = value == LAMBDA_TASK_ROOT or value.startswith(LAMBDA_TASK_ROOT + "/")
         env[key] = str(task_root) + value[len(LAMBDA_TASK_ROOT) :] if under_root else value

@@ -42,6 +42,8 @@ def test_environment_is_lambdas_with_the_task_root_mapped() -> None:
         "TIKTOKEN_CACHE_DIR": "/var/task/tiktoken_cache",
         "INSTALL_METHOD": "serverless",
         "OTHER": "/var/taskforce",
+        "DIFY_LAMBDA_URL_AUTH": "NONE",
+        "DIFY_LAMBDA_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s",
     }
     env = lambda_environment(TARGET, Path("/tmp/x/task"), function_env, Path("/tmp/x/tmp"))
     assert env["LAMBDA_TASK_ROOT"] == "/tmp/x/task"
@@ -50,5 +52,6 @@ def test_environment_is_lambdas_with_the_task_root_mapped() -> None:
     assert env["OTHER"] == "/var/taskforce"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
-    assert "AWS_LAMBDA_EXEC_WRAPPER" not in env
+    # Auth and secret settings would reach AWS at init: the smoke init proves loading, not auth.
+    assert not {"AWS_LAMBDA_EXEC_WRAPPER", "DIFY_LAMBDA_URL_AUTH", "DIFY_LAMBDA_SECRET_ARN"} & set(env)
     assert not any(k.startswith("PYTHON") for k in env)
