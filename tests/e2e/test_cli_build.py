@@ -65,13 +65,14 @@ def test_plugin_that_cannot_load_exits_1_with_its_own_error(cache_dir: Path, tmp
     plugin = tmp_path / "plugin"
     shutil.copytree(ROOT / "plugins/mocklab", plugin)
     provider = plugin / "provider" / "mocklab.py"
-    provider.write_text("raise RuntimeError('mocklab refuses to start')\n" + provider.read_text())
+    provider.write_text(provider.read_text() + "\nraise RuntimeError('mocklab refuses to start')\n")
     out = tmp_path / "out"
     proc = run("build", str(plugin), "-o", str(out), "--cache-dir", str(cache_dir), "-q")
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("dify-lambda: error:")]
     assert errors == [proc.stderr.strip()]
     assert "build:SmokeInit - the plugin cannot load from the artifact:" in errors[0]
+    assert "mocklab refuses to start" in errors[0]
     assert not (out / "artifact.zip").exists()
     skipped = run("build", str(plugin), "-o", str(out), "--cache-dir", str(cache_dir), "-q", "--no-smoke")
     assert skipped.returncode == 0, skipped.stderr

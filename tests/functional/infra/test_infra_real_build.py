@@ -74,9 +74,7 @@ def test_launch_of_a_plugin_that_cannot_start_ends_failed(
 ) -> None:
     # The real builder's smoke init runs inside the launch: no function is deployed that cannot start.
     files = dict(PluginPackage.from_directory(PLUGINS / "mocklab").files())
-    files["provider/mocklab.py"] = (
-        b"raise RuntimeError('mocklab refuses to start')\n" + files["provider/mocklab.py"]
-    )
+    files["provider/mocklab.py"] += b"\nraise RuntimeError('mocklab refuses to start')\n"
     data = zip_files(files)
     pkg = PluginPackage.from_bytes(data)
     server, _service, thread = start_connector(
