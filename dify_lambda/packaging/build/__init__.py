@@ -184,8 +184,9 @@ def build(
     """Build ``package`` into ``out_dir`` (created) and return what was written.
 
     Raises a :class:`~dify_lambda.errors.BuildError` subclass (``UnsupportedTargetError``,
-    ``DependencyResolutionError``, ``ArtifactTooLargeError``) or a ``PackageError`` with one line
-    naming the step and what is wrong. ``pip`` replaces the pip runner (tests).
+    ``DependencyResolutionError``, ``SdkRangeError``, ``TiktokenDataError``/``TiktokenFetchError``,
+    ``ArtifactTooLargeError``, ``SmokeInitError``) or a ``PackageError`` with one line naming the step
+    and what is wrong. ``pip`` replaces the pip runner (tests).
     """
     started = time.perf_counter()
     timer = StepTimer(progress or (lambda _line: None))
