@@ -141,6 +141,8 @@ def dependency_cache_key(target: Target, requirements: tuple[str, ...], options:
         "index_url": options.index_url or "",
         "extra_index_urls": "\n".join(options.extra_index_urls),
         "find_links": "\n".join(_links_fingerprint(p) for p in options.find_links),
+        # Trees made before RECORD rows of pruned files were dropped must not be reused.
+        "record": "filtered",
     }
     return cache_key(requirements, target.python, target.arch, extra)
 

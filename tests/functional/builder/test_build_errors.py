@@ -142,12 +142,10 @@ def test_sdist_with_compiled_code_is_refused(build_cache: Path, tmp_path: Path) 
 def test_pure_python_sdist_is_built_and_shipped(build_cache: Path, tmp_path: Path) -> None:
     links = tmp_path / "links"
     _sdist(links, "h5pure", {"h5pure/__init__.py": "VALUE = 42\n"})
-    files = plugin_files(requirements_dot_txt=b"h5pure==1.0\n")
-    result = build(
-        package_from_files(files),
-        tmp_path / "out",
-        BuildOptions(cache_dir=build_cache, find_links=(links,), allow_sdist=("H5Pure",)),
-    )
+    files = plugin_files(requirements_dot_txt=b"dify_plugin>=0.10,<0.11\nh5pure==1.0\n")
+    # plugin_files() is a valid package, not a loadable plugin (its provider has no class): no smoke init.
+    options = BuildOptions(cache_dir=build_cache, find_links=(links,), allow_sdist=("H5Pure",), smoke=False)
+    result = build(package_from_files(files), tmp_path / "out", options)
     with zipfile.ZipFile(result.artifact) as zf:
         assert zf.read("h5pure/__init__.py") == b"VALUE = 42\n"
     assert any("h5pure-1.0-py3-none-any.whl" in note for note in result.report.notes)
