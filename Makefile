@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench clean venv
+.PHONY: test lint typecheck pytest demo bench clean venv sdk-matrix
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ pytest: $(STAMP)
 	$(PY) -m pytest -n $(WORKERS) --dist loadgroup --cov --cov-report=html $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Conformance on every supported dify_plugin minor (make test runs a subset); venvs cached in .cache/sdk-matrix.
+sdk-matrix: $(STAMP)
+	DIFY_LAMBDA_SDK_MATRIX=all $(PY) -m pytest tests/functional/handlers/test_conformance.py -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

@@ -41,7 +41,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="x86_64 (amd64) or arm64 (aarch64) (default: the manifest's meta.arch, x86_64 first)",
     )
     p.add_argument("--python", help="3.12 or 3.13 (default: the manifest's meta.runner.version)")
-    p.add_argument("--memory", type=int, metavar="MB", help="MemorySize (default: resource.memory)")
+    p.add_argument(
+        "--memory",
+        type=int,
+        metavar="MB",
+        help="MemorySize (default: the manifest's resource.memory, at least the floor in docs/limits.md)",
+    )
     p.add_argument(
         "--timeout", type=int, default=900, metavar="SECONDS", help="function timeout (default 900)"
     )
@@ -69,9 +74,39 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable"
     )
+    p.add_argument("--find-links", action="append", default=[], type=Path, metavar="DIR", help="local wheels")
     p.add_argument(
-        "--find-links", action="append", default=[], type=Path, metavar="DIR", help="local wheels/sdists"
+        "--index-url", metavar="URL", help="package index (default: uv/pip configuration, else PyPI)"
     )
+    p.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="additional package index"
+    )
+    p.add_argument(
+        "--allow-sdist",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let this machine build NAME from its sdist (runs its build code here; default: wheels only)",
+    )
+    p.add_argument("--resolver", default="uv", help="dependency resolver: uv (default) or pip")
+    p.add_argument(
+        "--no-smoke", action="store_true", help="do not load the built artifact in a clean subprocess"
+    )
+    p.add_argument(
+        "--tiktoken-encoding",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ship this tiktoken encoding too (gpt2 always; e.g. cl100k_base, o200k_base); repeatable",
+    )
+    p.add_argument(
+        "--tiktoken-cache",
+        type=Path,
+        metavar="DIR",
+        help="take tiktoken's files from DIR instead of the cache or the network "
+        "(default $DIFY_LAMBDA_TIKTOKEN_CACHE)",
+    )
+    p.add_argument("--no-tiktoken-data", action="store_true", help="do not ship tiktoken's encoding files")
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -93,8 +128,16 @@ def run(args: argparse.Namespace) -> int:
         function_name=args.function_name,
         extra_environment=dict(_env_pair(e) for e in args.env),
         find_links=tuple(args.find_links),
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_url),
+        allow_sdist=tuple(args.allow_sdist),
+        resolver=args.resolver,
         use_cache=not args.no_cache,
         compile=not args.no_compile,
+        smoke=not args.no_smoke,
+        tiktoken_data=not args.no_tiktoken_data,
+        tiktoken_encodings=tuple(args.tiktoken_encoding),
+        tiktoken_cache=args.tiktoken_cache,
     )
     package = open_package(args.package)
     out_dir = Path(args.output) if args.output else Path("out") / package.manifest.name
@@ -118,6 +161,17 @@ def run(args: argparse.Namespace) -> int:
         f"  report    {result.report_path} (cache {'hit' if report.cache_hit else 'miss'}, "
         f"compile {report.compile.dependencies}, {report.build_seconds:.1f} s)"
     )
+    if report.built_from_source:
+        print(f"  built from source (--allow-sdist): {', '.join(report.built_from_source)}")
+    print(f"  memory    {report.memory_mb} MB ({report.memory_reason})")
+    print(f"  sdk       dify_plugin {report.sdk_version}")
+    if report.tiktoken.get("status") == "shipped":
+        print(
+            f"  tiktoken  {', '.join(report.tiktoken['encodings'])} ({report.tiktoken['bytes'] / mib:.1f} MB)"
+        )
+    if report.smoke.get("status") == "passed":
+        loaded = ", ".join(f"{p['name']} ({len(p['models'])} models)" for p in report.smoke["providers"])
+        print(f"  smoke     loaded {loaded} in {report.smoke['seconds']:.1f} s")
     for note in report.notes:
         print(f"  note: {note}")
     print(f"deploy: cd {result.out_dir} && sam deploy --guided")

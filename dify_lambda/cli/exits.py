@@ -41,8 +41,14 @@ _BAD_INPUT_NAMES = frozenset(
         "InvalidRouteTableError",  # router: route file is not a valid table
         "RouteSourceError",  # router: route file or parameter missing or unreadable
         "ServeTargetError",  # emulator: PATH is not something serve can run
+        "RequirementError",  # builder: a requirements line that is not plain PEP 508 (hostile or malformed)
+        "MissingWheelsError",  # builder: a requirement without a wheel for the target (see --allow-sdist)
+        "SdkRangeError",  # builder: the plugin pins a dify_plugin the handler does not serve
+        "TiktokenDataError",  # builder: --tiktoken-cache lacks a file, or an unknown encoding
     }
 )
+#: Errors that mean "a valid input, and the operation failed", where a base class is bad input.
+_FAILED_NAMES = frozenset({"TiktokenFetchError"})
 _BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
 
 
@@ -51,7 +57,14 @@ def _is_bad_input(exc: DifyLambdaError) -> bool:
         return False  # a check that failed (verify), not a malformed input
     if isinstance(exc, (UsageError, PackageError, UnsupportedTargetError, ArtifactTooLargeError)):
         return True
-    return any(cls.__name__ in _BAD_INPUT_NAMES for cls in type(exc).__mro__)
+    # The most specific class that either table names decides (a fetch failure is not bad input,
+    # although it derives from the tiktoken data error, which is).
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _FAILED_NAMES:
+            return False
+        if cls.__name__ in _BAD_INPUT_NAMES:
+            return True
+    return False
 
 
 def _botocore(exc: BaseException) -> tuple[int, str] | None:

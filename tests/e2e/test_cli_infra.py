@@ -64,6 +64,8 @@ def env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "AWS_REGION": REGION,
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        # Builds ship tiktoken's files; this machine takes them offline (tests/conftest.py).
+        "DIFY_LAMBDA_TIKTOKEN_CACHE": os.environ.get("DIFY_LAMBDA_TIKTOKEN_CACHE", ""),
     }
     yield values
 
