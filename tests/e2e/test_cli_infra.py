@@ -20,6 +20,9 @@ import yaml
 from moto.server import ThreadedMotoServer
 from support.daemon_client import DaemonClient
 
+# One xdist worker runs the module (--dist loadgroup): a moto server, once per run.
+pytestmark = pytest.mark.xdist_group("test_cli_infra")
+
 CLI = Path(sys.executable).parent / "dify-lambda"
 REGION = "us-east-1"
 TRUST = {
