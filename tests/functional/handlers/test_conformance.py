@@ -57,13 +57,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # and mode, so each release's servers and each mode's handlers start once.
     if "sdk_version" in metafunc.fixturenames and "case" in metafunc.fixturenames:
         combos = [
-            # One xdist worker per release (--dist loadgroup): its servers and handlers start once.
+            # One xdist worker per release and mode (--dist loadgroup): its servers start once.
             pytest.param(
                 version,
                 mode,
                 case,
                 id=f"{version}-{mode}-{case.name}",
-                marks=pytest.mark.xdist_group(f"conformance-{version}"),
+                marks=pytest.mark.xdist_group(f"conformance-{version}-{mode}"),
             )
             for version in VERSIONS
             for mode in _modes(version)
