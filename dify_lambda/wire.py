@@ -3,7 +3,7 @@
 This module is the only place both may import. It must stay light: standard library and pydantic
 only, never ``dify_plugin`` (which gevent-patches the process on import) and never boto3.
 
-The formats follow the SDK's own serverless mode byte for byte (docs/wire-protocol.md):
+The formats follow the SDK's own serverless mode byte for byte (docs/wire-protocol.md §2-§3):
 ``POST <url>/invoke?action=<action>`` with a JSON request envelope, answered by compact JSON event
 lines each followed by ``"\\n\\n"``; the stream always ends with a session ``end`` message.
 """

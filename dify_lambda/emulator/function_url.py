@@ -1,6 +1,6 @@
 """The front of the emulator: a local function URL (payload format 2.0, ``InvokeMode: RESPONSE_STREAM``).
 
-Each client request becomes a function URL event (wire-protocol.md §8) handed to an idle worker;
+Each client request becomes a function URL event (docs/wire-protocol.md §7) handed to an idle worker;
 the worker's streamed answer goes back to the client as chunked HTTP/1.1, each chunk written the
 moment it arrives, with the status, headers and cookies of its prelude. Errors use Lambda's
 shapes: 429 ``TooManyRequestsException`` when every worker stays busy, 413 above the payload

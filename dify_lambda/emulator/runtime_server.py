@@ -1,4 +1,4 @@
-"""A local Lambda Runtime API for one worker process (wire-protocol.md §7).
+"""A local Lambda Runtime API for one worker process (docs/wire-protocol.md §6).
 
 Hands out one invocation at a time from ``/invocation/next`` and turns the worker's streamed
 answer into :class:`Message` items on the invocation's queue the moment the bytes arrive: the

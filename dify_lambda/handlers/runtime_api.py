@@ -1,7 +1,7 @@
 """A standard-library client for the Lambda Runtime API, with a streamed response writer.
 
 Replaces what the managed runtime's client (awslambdaric) does, plus the one thing it cannot do:
-stream a response (wire-protocol.md §7). ``/next`` and the small JSON posts go through
+stream a response (docs/wire-protocol.md §6). ``/next`` and the small JSON posts go through
 ``http.client`` on one persistent connection; each streamed response is written on its own raw
 socket with hand-made chunk framing, because ``http.client`` cannot send trailers.
 

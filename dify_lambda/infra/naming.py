@@ -27,7 +27,7 @@ MAX_FUNCTION_NAME = 64
 MAX_ROLE_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
 _VALID_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Same shape the daemon accepts for a unique identifier (sdk-notes.md §5.3), split on "@".
+# Same shape the daemon accepts for a unique identifier (docs/plugin-package.md §2), split on "@".
 _FILENAME = re.compile(
     r"^(?P<author>[a-z0-9_-]{1,64})@(?P<name>[a-z0-9_-]{1,255})@"
     r"(?P<version>[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:-\w{1,16})?)@(?P<checksum>[a-f0-9]{32,64})\.difypkg$"

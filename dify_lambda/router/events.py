@@ -1,6 +1,6 @@
 """Typed events of a plugin response, and the decoder turning body bytes into them.
 
-The body is JSON event lines separated by ``"\\n\\n"`` (wire-protocol.md §3); like the daemon,
+The body is JSON event lines separated by ``"\\n\\n"`` (docs/wire-protocol.md §3); like the daemon,
 the decoder splits on newlines and skips empty lines, so ``"\\n"`` framing works too.
 """
 

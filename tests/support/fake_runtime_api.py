@@ -1,4 +1,6 @@
-"""A strict fake Lambda Runtime API on a real loopback HTTP server (wire-protocol.md §7).
+"""A strict fake Lambda Runtime API on a real loopback HTTP server (docs/wire-protocol.md §6).
+
+Its strict rules are those of AWS's own runtime client (docs/wire-protocol.md §6.5).
 
 Serves queued events from ``GET /2018-06-01/runtime/invocation/next`` with the ``Lambda-Runtime-*``
 headers and checks every streamed ``POST .../response`` byte by byte: the response-mode header,

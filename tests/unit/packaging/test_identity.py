@@ -1,4 +1,4 @@
-"""Checksum and identity. Expected values are derived here from the spec formula (sdk-notes §5.3),
+"""Checksum and identity. Expected values are derived here from the spec formula (docs/plugin-package.md §2),
 written out step by step, not by calling the implementation."""
 
 from __future__ import annotations
