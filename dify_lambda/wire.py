@@ -39,6 +39,27 @@ MAX_REQUEST_BYTES = 5 * MIB
 #: Longest single event line the daemon's scanner accepts (must stay strictly below).
 MAX_LINE_BYTES = 5 * MIB
 
+# --- Lambda error shape --------------------------------------------------------------------------
+
+
+def lambda_error_body(error_type: str, message: str) -> bytes:
+    """``{"errorType", "errorMessage"}``: how Lambda, the handler and the emulator answer a failed call."""
+    return json.dumps({"errorType": error_type, "errorMessage": message}, ensure_ascii=False).encode()
+
+
+def read_lambda_error(doc: dict[str, Any]) -> tuple[str, str, str]:
+    """``(error type, message, request id)`` of a Lambda error document, ``""`` where absent.
+
+    Also reads the AWS API's own spellings (``__type``, ``Message``, ``message``), which a function
+    URL uses for errors it raises itself (throttling, payload too large).
+    """
+    return (
+        str(doc.get("errorType") or doc.get("__type") or ""),
+        str(doc.get("errorMessage") or doc.get("Message") or doc.get("message") or ""),
+        str(doc.get("requestId") or ""),
+    )
+
+
 # --- Identity of deployed functions (tags, stack outputs, environment) ---------------------------
 
 TAG_MANAGED = "dify-lambda:managed"

@@ -92,9 +92,7 @@ def decode_line(line: bytes) -> Decoded:
     if kind == "session" and type(data) is dict and data.get("type") == "stream":
         return StreamEvent(data.get("data"))
     if obj.get("errorType"):
-        return LambdaErrorLine(
-            str(obj["errorType"]), str(obj.get("errorMessage") or ""), str(obj.get("requestId") or "")
-        )
+        return LambdaErrorLine(*wire.read_lambda_error(obj))
     if kind == "session":
         if not isinstance(data, dict) or "type" not in data:
             raise MalformedLine("session event without a session message {type, data}")

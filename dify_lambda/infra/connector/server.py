@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dify_lambda.errors import DifyLambdaError
+from dify_lambda.handlers.chunked import LAST_CHUNK, encode_chunk
 from dify_lambda.infra.connector import protocol
 from dify_lambda.infra.connector.multipart import parse_form
 from dify_lambda.infra.connector.service import LaunchService
@@ -362,7 +363,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
             outcome = self.server.service.launch(parsed, context.data, verified, self._write_chunk)
             self._log_launch(str(parsed), outcome)
             outcome = ""
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(LAST_CHUNK)
             self.wfile.flush()
         except OSError:
             self.close_connection = True
@@ -371,7 +372,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
         return str(parsed), ""
 
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.write(encode_chunk(data))
         self.wfile.flush()
 
 
