@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 # --- HTTP surface --------------------------------------------------------------------------------
 
 INVOKE_PATH = "/invoke"
@@ -38,6 +36,38 @@ FUNCTION_URL_MAX_REQUEST_BYTES = 6 * MIB
 MAX_REQUEST_BYTES = 5 * MIB
 #: Longest single event line the daemon's scanner accepts (must stay strictly below).
 MAX_LINE_BYTES = 5 * MIB
+#: Lambda's limit on a function's unzipped code (a "MB" that is a MiB, too).
+MAX_UNZIPPED_BYTES = 250 * MIB
+
+# --- The function's code layout and environment (written by the builder, the deployer and the
+# emulator, read by the handler) -----------------------------------------------------------------
+
+LAMBDA_TASK_ROOT = "/var/task"
+HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
+#: Relative to the task root; set as ``AWS_LAMBDA_EXEC_WRAPPER`` to stream responses.
+EXEC_WRAPPER = "dify_lambda/handlers/exec_wrapper.sh"
+#: The plugin's files inside the artifact, relative to the task root.
+PLUGIN_DIR = "plugin"
+
+ENV_PLUGIN_ROOT = "DIFY_LAMBDA_PLUGIN_ROOT"
+ENV_URL_AUTH = "DIFY_LAMBDA_URL_AUTH"
+ENV_ALLOWED_PRINCIPALS = "DIFY_LAMBDA_ALLOWED_PRINCIPALS"
+ENV_MAX_BODY_BYTES = "DIFY_LAMBDA_MAX_BODY_BYTES"
+ENV_STREAMING = "DIFY_LAMBDA_STREAMING"
+#: The interpreter the exec wrapper runs (the emulator's; unset on Lambda).
+ENV_PYTHON = "DIFY_LAMBDA_PYTHON"
+#: The three places the shared secret can come from, in the handler's order of preference.
+ENV_SECRET = "DIFY_LAMBDA_SECRET"  # noqa: S105 - a variable name, not a secret
+ENV_SECRET_ARN = "DIFY_LAMBDA_SECRET_ARN"  # noqa: S105
+ENV_SECRET_PARAMETER = "DIFY_LAMBDA_SECRET_PARAMETER"  # noqa: S105
+SECRET_ENVS = (ENV_SECRET, ENV_SECRET_ARN, ENV_SECRET_PARAMETER)
+
+# --- The router's settings (environment of Dify's API process) -----------------------------------
+
+ENV_ROUTES = "DIFY_LAMBDA_ROUTES"
+ENV_ROUTES_REFRESH = "DIFY_LAMBDA_ROUTES_REFRESH"
+ENV_ROUTES_TIMEOUT = "DIFY_LAMBDA_ROUTES_TIMEOUT"
+ENV_ROUTER_PLUGINS = "DIFY_LAMBDA_ROUTER_PLUGINS"
 
 # --- Lambda error shape --------------------------------------------------------------------------
 
@@ -163,31 +193,6 @@ ACCESS_TYPES = (
 # --- Request envelope ----------------------------------------------------------------------------
 
 
-class ActionData(BaseModel):
-    """The ``data`` object of a request: routing keys plus the action's own fields (kept as extras)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    user_id: str
-    type: str
-    action: str
-
-
-class RequestEnvelope(BaseModel):
-    """``POST /invoke`` body, as the daemon's ``Session.Message("request", data)`` writes it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    session_id: str
-    conversation_id: str | None = None
-    message_id: str | None = None
-    app_id: str | None = None
-    endpoint_id: str | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
-    event: Literal["request"]
-    data: ActionData
-
-
 def new_session_id() -> str:
     return str(uuid.uuid4())
 
@@ -222,32 +227,6 @@ def encode_envelope(envelope: dict[str, Any]) -> bytes:
 # --- Event lines ---------------------------------------------------------------------------------
 
 SessionMessageType = Literal["stream", "end", "error", "invoke"]
-EventType = Literal["session", "log", "error", "heartbeat"]
-
-
-class SessionMessage(BaseModel):
-    type: SessionMessageType
-    data: Any = None
-
-
-class EventLine(BaseModel):
-    """One ``PluginUniversalEvent`` line of the response stream."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    event: EventType
-    session_id: str | None = None
-    data: Any = None
-
-
-class ErrorData(BaseModel):
-    """``data`` of a session ``error`` message: ``{error_type, message, args}``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error_type: str
-    message: str
-    args: dict[str, Any] | None = None
 
 
 def encode_event(event: str, session_id: str | None, data: Any) -> bytes:

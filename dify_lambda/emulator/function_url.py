@@ -190,8 +190,9 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
             try:
                 body = self._read_body()
             except _TooLarge:
+                limit = FUNCTION_URL_MAX_REQUEST_BYTES
                 doc = {
-                    "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+                    "Message": f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
                 }
                 self._plain(413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from dify_lambda import wire
 from dify_lambda.infra.models import DeployedFunction
 from dify_lambda.infra.naming import FUNCTION_PREFIX
 from dify_lambda.wire import (
@@ -46,7 +47,7 @@ def _from_config(lam: LambdaClient, config: Mapping[str, Any], tags: Mapping[str
         url_auth=tags.get(TAG_AUTH, ""),
         alias_version=alias_version,
         url=url,
-        secret=variables.get("DIFY_LAMBDA_SECRET"),
+        secret=variables.get(wire.ENV_SECRET),
     )
 
 

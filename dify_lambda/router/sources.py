@@ -39,7 +39,7 @@ _AUTH_ALIASES = {"aws_iam": "iam", "iam": "iam", "none": "none", "secret": "secr
 #: Prefix of a route location naming an SSM parameter instead of a file.
 SSM_PREFIX = "ssm:"
 #: Largest route document read (a file or a parameter value); real tables are a few kilobytes.
-MAX_ROUTE_TABLE_BYTES = 1024 * 1024
+MAX_ROUTE_TABLE_BYTES = wire.MIB
 
 
 def _read_regular_file(file: Path, limit: int) -> bytes:

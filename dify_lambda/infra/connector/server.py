@@ -36,6 +36,7 @@ from dify_lambda.infra.connector import protocol
 from dify_lambda.infra.connector.multipart import parse_form
 from dify_lambda.infra.connector.service import LaunchService
 from dify_lambda.infra.errors import ConnectorError
+from dify_lambda.wire import MIB
 
 __all__ = ["ConnectorServer", "make_server", "serve_until_signalled"]
 
@@ -329,7 +330,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
             return self._refuse(
                 413,
                 f"launch body is over the connector's limit of {cap} bytes "
-                f"(--max-package-mb {self.server.max_package_bytes // (1024 * 1024)})",
+                f"(--max-package-mb {self.server.max_package_bytes // MIB})",
             )
         try:
             body = self.rfile.read(length)
