@@ -11,8 +11,9 @@ lines each followed by ``"\\n\\n"``; the stream always ends with a session ``end
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,6 +120,87 @@ def join_providers(providers: Iterable[str]) -> str:
 def split_providers(value: str) -> list[str]:
     """Inverse of :func:`join_providers`; also accepts commas (hand-written stack outputs)."""
     return value.replace(",", " ").split()
+
+
+# The daemon's ``PluginUniqueIdentifier`` parts (docs/plugin-package.md §2).
+_AUTHOR = r"[a-z0-9_-]{1,64}"
+_NAME = r"[a-z0-9_-]{1,255}"
+_VERSION = r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:-\w{1,16})?"
+_CHECKSUM = r"[a-f0-9]{32,64}"
+#: ``[author/]name:version@checksum`` (the author is optional for the daemon, always present here).
+UNIQUE_IDENTIFIER_RE = re.compile(
+    rf"^(?:(?P<author>{_AUTHOR})/)?(?P<name>{_NAME}):(?P<version>{_VERSION})@(?P<checksum>{_CHECKSUM})$"
+)
+#: The daemon's serverless file name: the same parts joined with ``@``.
+_FILENAME_RE = re.compile(
+    rf"^(?P<author>{_AUTHOR})@(?P<name>{_NAME})@(?P<version>{_VERSION})@(?P<checksum>{_CHECKSUM})\.difypkg$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginIdentity:
+    """A plugin package's identity and the forms it takes: plugin id, unique identifier, the
+    serverless file name (also ``str()``) and the function tags."""
+
+    author: str
+    name: str
+    version: str
+    checksum: str
+
+    @classmethod
+    def from_filename(cls, filename: str) -> PluginIdentity | None:
+        """Parse ``<author>@<name>@<version>@<checksum>.difypkg``; None when it does not match."""
+        match = _FILENAME_RE.match(filename)
+        return cls(**match.groupdict()) if match else None
+
+    @property
+    def plugin_id(self) -> str:
+        """``author/name``: what the host sends as ``X-Plugin-ID``."""
+        return f"{self.author}/{self.name}"
+
+    @property
+    def unique_identifier(self) -> str:
+        return f"{self.plugin_id}:{self.version}@{self.checksum}"
+
+    @property
+    def serverless_filename(self) -> str:
+        return f"{self.author}@{self.name}@{self.version}@{self.checksum}.difypkg"
+
+    def tags(self, providers: Iterable[str]) -> dict[str, str]:
+        return identity_tags(
+            plugin_id=self.plugin_id,
+            unique_identifier=self.unique_identifier,
+            checksum=self.checksum,
+            providers=providers,
+        )
+
+    def __str__(self) -> str:
+        return self.serverless_filename
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedFunction:
+    """What a managed function's tags say about it (see :func:`read_identity_tags`)."""
+
+    plugin_id: str
+    unique_identifier: str
+    checksum: str
+    providers: tuple[str, ...]
+    #: The tag's AuthType value, ``""`` when absent.
+    auth: str
+
+
+def read_identity_tags(tags: Mapping[str, str]) -> TaggedFunction | None:
+    """The identity tags of a function; None unless it is tagged as managed by dify-lambda."""
+    if str(tags.get(TAG_MANAGED, "")).lower() != "true":
+        return None
+    return TaggedFunction(
+        plugin_id=tags.get(TAG_PLUGIN_ID, ""),
+        unique_identifier=tags.get(TAG_UNIQUE_IDENTIFIER, ""),
+        checksum=tags.get(TAG_CHECKSUM, ""),
+        providers=tuple(split_providers(tags.get(TAG_PROVIDERS, ""))),
+        auth=tags.get(TAG_AUTH, ""),
+    )
 
 
 def identity_tags(

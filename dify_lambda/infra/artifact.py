@@ -76,8 +76,13 @@ class BuiltArtifact:
     settings: FunctionSettings = field(default_factory=FunctionSettings)
 
     @property
+    def identity(self) -> wire.PluginIdentity:
+        author, _, name = self.plugin_id.partition("/")
+        return wire.PluginIdentity(author, name, self.version, self.checksum)
+
+    @property
     def unique_identifier(self) -> str:
-        return f"{self.plugin_id}:{self.version}@{self.checksum}"
+        return self.identity.unique_identifier
 
     @property
     def size(self) -> int:

@@ -34,7 +34,7 @@ from dify_lambda.infra.naming import function_name, role_name, validate_function
 from dify_lambda.infra.observe import observe
 from dify_lambda.infra.plan import Desired, FunctionConfig, Plan, RemoteState, plan
 from dify_lambda.infra.role import delete_role, role_state
-from dify_lambda.wire import TAG_AUTH, identity_tags
+from dify_lambda.wire import TAG_AUTH
 
 __all__ = ["Deployer", "desired_state", "plugin_tags"]
 
@@ -43,13 +43,7 @@ SECRET_VARIABLES = wire.SECRET_ENVS
 
 def plugin_tags(artifact: BuiltArtifact, auth: str) -> dict[str, str]:
     """The tags that identify a plugin function (wire.TAG_*)."""
-    identity = identity_tags(
-        plugin_id=artifact.plugin_id,
-        unique_identifier=artifact.unique_identifier,
-        checksum=artifact.checksum,
-        providers=artifact.providers,
-    )
-    return {**identity, TAG_AUTH: auth}
+    return {**artifact.identity.tags(artifact.providers), TAG_AUTH: auth}
 
 
 def desired_environment(
