@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dify_lambda import wire
 from dify_lambda.errors import UnsupportedTargetError
 from dify_lambda.packaging.layout import default_cache_dir
 
@@ -50,8 +51,8 @@ MAX_MEMORY_MB = 10240
 #: The default never goes below this (measured: docs/limits.md "Memory"); ``--memory`` may.
 MEMORY_FLOOR_MB = 512
 MAX_TIMEOUT_S = 900
-MIB = 1024 * 1024
-DEFAULT_MAX_UNZIPPED_BYTES = 250 * MIB
+MIB = wire.MIB
+DEFAULT_MAX_UNZIPPED_BYTES = wire.MAX_UNZIPPED_BYTES
 
 
 @dataclass(frozen=True)
