@@ -315,6 +315,7 @@ def build(
             *deps.meta.get("notes", []),
             *_notes(zipped, tiktoken, smoke, unknown_imports),
             *_fit_note(uncompiled),
+            *([target.python_note] if target.python_note else []),
         ),
         memory_reason=target.memory_reason,
         sdk_version=sdk_version,
