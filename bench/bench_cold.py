@@ -174,6 +174,21 @@ def sdk_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ())
         return elapsed, log.read().decode(errors="replace")
 
 
+#: What the plugin alone does on its first request, whoever hosts it: its imports (openai's chat resources
+#: load on the client's first ``.chat``), tiktoken's gpt2 table, one encode.
+FLOOR_SCRIPT = (
+    "import openai, openai.resources.chat, httpx, numpy, tiktoken; "
+    "tiktoken.get_encoding('gpt2').encode('How long does a cold start take?')"
+)
+
+
+def floor_once(python: Path, task: Path, script: str) -> float:
+    """Seconds from spawn to exit of ``python -s -c script`` with only the artifact on the path."""
+    t0 = time.perf_counter()
+    subprocess.run([str(python), "-s", "-c", script], cwd=task, env=base_env(task), check=True, timeout=120)
+    return time.perf_counter() - t0
+
+
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
@@ -239,6 +254,24 @@ def main() -> int:
                     f"over {args.runs} cold starts each; process start to the first event line",
                 }
             )
+        # The floor no handler can go below: interpreter start plus the plugin's own work.
+        bare = [floor_once(python, task, "pass") * 1000 for _ in range(args.runs)]
+        floor = [floor_once(python, task, FLOOR_SCRIPT) * 1000 for _ in range(args.runs)]
+        sdk_cold = figures[-1]["anchor_value"]
+        b, fl = spread(bare), spread(floor)
+        figures.append(
+            {
+                "name": "floor: interpreter start + the plugin's own imports and gpt2 table",
+                "value": round(fl[1], 1),
+                "unit": "ms",
+                "anchor": "SDK cold invocation, invoke_llm (median above)",
+                "anchor_value": sdk_cold,
+                "ratio": round(fl[1] / sdk_cold, 3),
+                "target": "-",
+                "note": f"{fl[0]:.0f} / {fl[1]:.0f} / {fl[2]:.0f} ms (bare interpreter start {b[1]:.0f} ms): "
+                "both sides pay it, so no handler reaches a ratio below this one",
+            }
+        )
         # Where the time goes: -X importtime of one cold invocation per side.
         ours_imports = import_breakdown(ours_once(python, task, "invoke_llm", ("-X", "importtime"))[1])
         sdk_imports = import_breakdown(sdk_once(python, task, "invoke_llm", ("-X", "importtime"))[1])
