@@ -48,6 +48,7 @@ from dify_lambda.packaging.build.report import REPORT_FILE, BuildReport, Compile
 from dify_lambda.packaging.build.requirements import combined, select_requirements
 from dify_lambda.packaging.build.runtime import collect_runtime_files, runtime_requirements
 from dify_lambda.packaging.build.smoke import SmokeResult, check_sdk_range, smoke_init
+from dify_lambda.packaging.build.smoke_cache import SmokeCache
 from dify_lambda.packaging.build.steps import (
     StepTimer,
     collect_entries,
@@ -239,11 +240,19 @@ def build(
             )
         if options.smoke:
             with timer.step("SmokeInit"):
-                smoke = smoke_init(built_zip, target, function_environment(files.template))
+                smoke = smoke_init(
+                    built_zip,
+                    target,
+                    function_environment(files.template),
+                    SmokeCache(options.cache_dir or default_cache_dir()) if options.use_cache else None,
+                    sha256,
+                )
                 timer.progress(
                     "build:SmokeInit - "
                     + (
-                        f"loaded {len(smoke.providers)} provider(s) in {smoke.seconds:.1f} s"
+                        smoke.note
+                        if smoke.cached
+                        else f"loaded {len(smoke.providers)} provider(s) in {smoke.seconds:.1f} s"
                         if smoke.status == "passed"
                         else smoke.note
                     )
