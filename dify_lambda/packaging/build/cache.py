@@ -11,6 +11,7 @@ Layout under the cache directory::
     uv/                         uv's cache (shared by every build)
     deps/<key>/site-packages/   resolved, pruned and compiled dependencies (read-only use)
     deps/<key>/meta.json        what produced it: requirements, target, compile status, notes
+    deps/<key>/deflate-<level>/ its files deflated for the zip (zipwrite.py), filled on first use
 
 A tree is built in a temporary sibling directory and renamed into place when complete, so an
 interrupted build never leaves a half tree behind that a later build would trust.
