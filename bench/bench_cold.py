@@ -22,10 +22,12 @@ Needs ``DIFY_LAMBDA_TIKTOKEN_CACHE`` (tiktoken's gpt2 files, as the builder take
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import ROOT, Invocation, TimingRuntimeAPI, free_port, function_url_event, stop
+from _common import ROOT, Invocation, TimingRuntimeAPI, free_port, function_url_event
 
 from dify_lambda import wire
 from dify_lambda.packaging.build import BuildOptions, build
@@ -77,6 +79,19 @@ def base_env(task: Path) -> dict[str, str]:
     }
 
 
+def finish(proc: subprocess.Popen[bytes]) -> float:
+    """Kill the process group and reap the process; its CPU seconds (user + system) until then.
+
+    CPU time hardly moves with the machine's load (wall time does): on a shared machine it is the
+    steadier reading of how much work a cold start is.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
 def first_event_at(chunks: list[tuple[float, bytes]]) -> float:
     """Arrival time of the chunk that completes the first event line after the prelude."""
     data = b""
@@ -88,7 +103,8 @@ def first_event_at(chunks: list[tuple[float, bytes]]) -> float:
     raise RuntimeError("no event in the response")
 
 
-def ours_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ()) -> tuple[float, str]:
+def ours_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ()) -> tuple[float, float, str]:
+    """(wall seconds to the first event, CPU seconds of the process, its stderr)."""
     api = TimingRuntimeAPI()
     inv = Invocation(event=function_url_event(request(action), query=f"action={action}"), request_id="cold")
     api.by_id[inv.request_id] = inv
@@ -121,14 +137,15 @@ def ours_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ()
             raise RuntimeError(f"our handler failed: {inv.error[:300]}")
         elapsed = first_event_at(inv.chunks) - t0
     finally:
-        stop(proc)
+        cpu = finish(proc)
         api.close()
     with log:
         log.seek(0)
-        return elapsed, log.read().decode(errors="replace")
+        return elapsed, cpu, log.read().decode(errors="replace")
 
 
-def sdk_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ()) -> tuple[float, str]:
+def sdk_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ()) -> tuple[float, float, str]:
+    """(wall seconds to the first event, CPU seconds of the process, its stderr)."""
     port = free_port()
     env = {**base_env(task), "SERVERLESS_HOST": "127.0.0.1", "SERVERLESS_PORT": str(port)}
     body = request(action)
@@ -168,10 +185,10 @@ def sdk_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ())
         elapsed = time.perf_counter() - t0
         conn.close()
     finally:
-        stop(proc)
+        cpu = finish(proc)
     with log:
         log.seek(0)
-        return elapsed, log.read().decode(errors="replace")
+        return elapsed, cpu, log.read().decode(errors="replace")
 
 
 #: What the plugin alone does on its first request, whoever hosts it: its imports (openai's chat resources
@@ -182,11 +199,16 @@ FLOOR_SCRIPT = (
 )
 
 
-def floor_once(python: Path, task: Path, script: str) -> float:
-    """Seconds from spawn to exit of ``python -s -c script`` with only the artifact on the path."""
+def floor_once(python: Path, task: Path, script: str) -> tuple[float, float]:
+    """(wall, CPU) seconds from spawn to exit of ``python -s -c script``, only the artifact on the path."""
     t0 = time.perf_counter()
-    subprocess.run([str(python), "-s", "-c", script], cwd=task, env=base_env(task), check=True, timeout=120)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen([str(python), "-s", "-c", script], cwd=task, env=base_env(task))
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"the floor script failed ({proc.returncode})")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
@@ -233,14 +255,26 @@ def main() -> int:
         task = work / "task"
         with zipfile.ZipFile(artifact) as zf:
             zf.extractall(task)
-        sides: dict[str, Callable[..., tuple[float, str]]] = {"ours": ours_once, "sdk": sdk_once}
+        sides: dict[str, Callable[..., tuple[float, float, str]]] = {"ours": ours_once, "sdk": sdk_once}
+        floor: list[float] = []
+        floor_cpu: list[float] = []
+        sdk_invoke = sdk_invoke_cpu = 0.0
         for action in ("get_llm_num_tokens", "invoke_llm"):
             samples: dict[str, list[float]] = {"ours": [], "sdk": []}
+            cpu: dict[str, list[float]] = {"ours": [], "sdk": []}
             for _ in range(args.runs):
                 for side, once in sides.items():  # interleaved: load drifts hit both alike
-                    samples[side].append(once(python, task, action)[0] * 1000)
-                    print(f"{action} {side}: {samples[side][-1]:.0f} ms", flush=True)
+                    wall, used, _ = once(python, task, action)
+                    samples[side].append(wall * 1000)
+                    cpu[side].append(used * 1000)
+                    print(f"{action} {side}: {wall * 1000:.0f} ms wall, {used * 1000:.0f} ms CPU", flush=True)
+                if action == "invoke_llm":
+                    wall, used = floor_once(python, task, FLOOR_SCRIPT)
+                    floor.append(wall * 1000)
+                    floor_cpu.append(used * 1000)
             o, s = spread(samples["ours"]), spread(samples["sdk"])
+            oc, sc = spread(cpu["ours"]), spread(cpu["sdk"])
+            sdk_invoke, sdk_invoke_cpu = s[1], sc[1]
             figures.append(
                 {
                     "name": f"cold invocation, {action} (min / median / max)",
@@ -250,31 +284,63 @@ def main() -> int:
                     "anchor_value": round(s[1], 1),
                     "ratio": round(o[1] / s[1], 3),
                     "target": "<= 0.5x",
-                    "note": f"ours {o[0]:.0f} / {o[1]:.0f} / {o[2]:.0f} ms, SDK {s[0]:.0f} / {s[1]:.0f} / {s[2]:.0f} ms "
+                    "note": f"ours {o[0]:.0f} / {o[1]:.0f} / {o[2]:.0f} ms, "
+                    f"SDK {s[0]:.0f} / {s[1]:.0f} / {s[2]:.0f} ms "
                     f"over {args.runs} cold starts each; process start to the first event line",
                 }
             )
+            figures.append(
+                {
+                    "name": f"cold invocation, {action}: CPU time of the process (median)",
+                    "value": round(oc[1], 1),
+                    "unit": "ms",
+                    "anchor": "SDK serverless server",
+                    "anchor_value": round(sc[1], 1),
+                    "ratio": round(oc[1] / sc[1], 3),
+                    "target": "<= 0.5x",
+                    "note": f"ours {oc[0]:.0f} / {oc[1]:.0f} / {oc[2]:.0f} ms, SDK {sc[0]:.0f} / {sc[1]:.0f} / "
+                    f"{sc[2]:.0f} ms: user + system CPU until the first event, steadier than wall time under load",
+                }
+            )
         # The floor no handler can go below: interpreter start plus the plugin's own work.
-        bare = [floor_once(python, task, "pass") * 1000 for _ in range(args.runs)]
-        floor = [floor_once(python, task, FLOOR_SCRIPT) * 1000 for _ in range(args.runs)]
-        sdk_cold = figures[-1]["anchor_value"]
-        b, fl = spread(bare), spread(floor)
+        bare = spread([floor_once(python, task, "pass")[0] * 1000 for _ in range(args.runs)])
+        fl, flc = spread(floor), spread(floor_cpu)
         figures.append(
             {
                 "name": "floor: interpreter start + the plugin's own imports and gpt2 table",
                 "value": round(fl[1], 1),
                 "unit": "ms",
                 "anchor": "SDK cold invocation, invoke_llm (median above)",
-                "anchor_value": sdk_cold,
-                "ratio": round(fl[1] / sdk_cold, 3),
+                "anchor_value": round(sdk_invoke, 1),
+                "ratio": round(fl[1] / sdk_invoke, 3),
                 "target": "-",
-                "note": f"{fl[0]:.0f} / {fl[1]:.0f} / {fl[2]:.0f} ms (bare interpreter start {b[1]:.0f} ms): "
-                "both sides pay it, so no handler reaches a ratio below this one",
+                "note": f"{fl[0]:.0f} / {fl[1]:.0f} / {fl[2]:.0f} ms, interleaved with the invoke_llm runs "
+                f"(bare interpreter start {bare[1]:.0f} ms): both sides pay it, so no handler reaches a "
+                "ratio below this one",
             }
         )
+        figures.append(
+            {
+                "name": "floor, CPU time (median)",
+                "value": round(flc[1], 1),
+                "unit": "ms",
+                "anchor": "SDK cold invocation CPU, invoke_llm",
+                "anchor_value": round(sdk_invoke_cpu, 1),
+                "ratio": round(flc[1] / sdk_invoke_cpu, 3),
+                "target": "-",
+                "note": f"{flc[0]:.0f} / {flc[1]:.0f} / {flc[2]:.0f} ms",
+            }
+        )
+        if flc[1] / sdk_invoke_cpu > 0.5:
+            notes.append(
+                f"the 0.5x target is below the floor on this plugin: interpreter start plus the plugin's own "
+                f"imports (openai alone is most of it) and tiktoken's gpt2 table take {flc[1] / sdk_invoke_cpu:.2f}x (CPU; {fl[1] / sdk_invoke:.2f}x wall) "
+                "of the SDK's whole cold invocation, and both sides pay them; what the handler adds on top is "
+                "the difference between the ours and floor medians"
+            )
         # Where the time goes: -X importtime of one cold invocation per side.
-        ours_imports = import_breakdown(ours_once(python, task, "invoke_llm", ("-X", "importtime"))[1])
-        sdk_imports = import_breakdown(sdk_once(python, task, "invoke_llm", ("-X", "importtime"))[1])
+        ours_imports = import_breakdown(ours_once(python, task, "invoke_llm", ("-X", "importtime"))[2])
+        sdk_imports = import_breakdown(sdk_once(python, task, "invoke_llm", ("-X", "importtime"))[2])
         shared = sum(v for k, v in ours_imports.items() if k.split(".")[0] in PLUGIN_IMPORTS)
         top = sorted(ours_imports.items(), key=lambda kv: -kv[1])[:10]
         notes.append(
