@@ -32,6 +32,9 @@ from support.sdk_server import SdkServer, invoke, start_sdk_server
 
 from dify_lambda.wire import MAX_LINE_BYTES, MODEL_ACTIONS
 
+# One xdist worker runs the module (--dist loadgroup): SDK servers, once per run.
+pytestmark = pytest.mark.xdist_group("test_demo_plugins")
+
 LLM_USAGE_FIELDS = {
     "prompt_tokens",
     "prompt_unit_price",
