@@ -55,8 +55,13 @@ def stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
-def start_sdk_server(plugin_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
-    """Start the SDK's own serverless server; return (process, url, seconds from spawn to /health OK)."""
+def start_sdk_server(
+    plugin_dir: Path, env: dict[str, str], python: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start the SDK's own serverless server; return (process, url, seconds from spawn to /health OK).
+
+    ``python``: the interpreter command line (default: this venv's interpreter).
+    """
     import httpx
 
     port = free_port()
@@ -69,7 +74,7 @@ def start_sdk_server(plugin_dir: Path, env: dict[str, str]) -> tuple[subprocess.
     }
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [VENV_PY, "-m", "main"],
+        [*(python or [VENV_PY]), "-m", "main"],
         cwd=plugin_dir,
         env=full_env,
         stdout=subprocess.DEVNULL,

@@ -76,6 +76,67 @@ def differing_entries(first: Path, second: Path) -> list[str]:
     return sorted(names_a ^ names_b) + changed
 
 
+TOKENGPT = ROOT / "bench" / "plugins" / "tokengpt"
+#: What the prune rules for type stubs and extension sources drop (prune.py rule 3a).
+STUB_SUFFIXES = (".pyi", ".c", ".cpp", ".pyx", ".pxd")
+
+
+def realistic_builds(work: Path) -> list[dict[str, Any]]:
+    """Cold (empty dependency cache), warm and again-warm builds of bench/plugins/tokengpt; its sizes."""
+    if not os.environ.get("DIFY_LAMBDA_TIKTOKEN_CACHE"):
+        return []
+    cache = work / "cache-tokengpt"
+    options = BuildOptions(arch="x86_64", python="3.12", cache_dir=cache, tiktoken_data=True)
+    start = time.perf_counter()
+    cold = build(TOKENGPT, work / "tg-cold", options)
+    cold_s = time.perf_counter() - start
+    warm_runs = []
+    for i in range(3):
+        start = time.perf_counter()
+        warm = build(TOKENGPT, work / f"tg-warm{i}", options)
+        warm_runs.append(time.perf_counter() - start)
+        assert warm.report.artifact_sha256 == cold.report.artifact_sha256
+    # What rule 3a removed, measured on the anchor install of the same requirements.
+    anchor = work / "tg-anchor"
+    target = Target("x86_64", "3.12", 512, 900, "AWS_IAM")
+    reqs = [r for r in (TOKENGPT / "requirements.txt").read_text().splitlines() if r.strip()]
+    DependencyInstaller(target, cache_dir=cache).install(reqs, anchor)
+    stubs = sum(p.stat().st_size for p in anchor.rglob("*") if p.is_file() and p.name.endswith(STUB_SUFFIXES))
+    sizes = cold.report.sizes
+    return [
+        {
+            "name": "TokenGPT (realistic): cold build (empty dependency cache)",
+            "value": round(cold_s, 2),
+            "unit": "s",
+            "target": "<= 15 s",
+            "note": "downloads openai, numpy, tiktoken... into an empty cache, resolves with uv, compiles, "
+            "deflates the tree once into the cache, runs the smoke init",
+        },
+        {
+            "name": "TokenGPT (realistic): warm build (median of 3)",
+            "value": round(statistics.median(warm_runs), 2),
+            "unit": "s",
+            "anchor": "cold build",
+            "anchor_value": round(cold_s, 2),
+            "ratio": round(statistics.median(warm_runs) / cold_s, 3),
+            "target": "<= 2 s",
+            "note": f"min {min(warm_runs):.2f} / max {max(warm_runs):.2f} s; same SHA-256 as the cold build; "
+            "the dependency part of the zip comes pre-deflated from the cache and the smoke init of this "
+            "very artifact is remembered",
+        },
+        {
+            "name": "TokenGPT (realistic): artifact unzipped",
+            "value": round(sizes.unzipped / MIB, 2),
+            "unit": "MiB",
+            "anchor": "same, without pruning type stubs and C/Cython sources",
+            "anchor_value": round((sizes.unzipped + stubs) / MIB, 2),
+            "ratio": round(sizes.unzipped / (sizes.unzipped + stubs), 3),
+            "note": f"{sizes.zipped / MIB:.2f} MiB zipped; the stub/source rule drops {stubs / MIB:.2f} MiB "
+            "(numpy's .pyi files are most of it)",
+        },
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write results here")
@@ -188,6 +249,7 @@ def main() -> int:
             f"compile status: {cold.report.compile.dependencies}; sha256 {cold.report.artifact_sha256[:16]}…"
         )
         notes.append(f"machine: {os.cpu_count()} cores; builds of plugins/mockgpt for python3.12 x86_64")
+        figures += realistic_builds(work)
     for f in figures:
         anchor = f" (anchor {f['anchor']}: {f['anchor_value']}, ratio {f['ratio']})" if "anchor" in f else ""
         print(f"{f['name']}: {f['value']} {f['unit']}{anchor}")

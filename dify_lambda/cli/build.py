@@ -172,7 +172,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if report.smoke.get("status") == "passed":
         loaded = ", ".join(f"{p['name']} ({len(p['models'])} models)" for p in report.smoke["providers"])
-        print(f"  smoke     loaded {loaded} in {report.smoke['seconds']:.1f} s")
+        when = (
+            "(passed on a previous build of this artifact)"
+            if report.smoke.get("cached")
+            else (f"in {report.smoke['seconds']:.1f} s")
+        )
+        print(f"  smoke     loaded {loaded} {when}")
     for note in report.notes:
         print(f"  note: {note}")
     print(f"deploy: cd {result.out_dir} && sam deploy --guided")

@@ -49,6 +49,7 @@ from dify_lambda.packaging.build.report import REPORT_FILE, BuildReport, Compile
 from dify_lambda.packaging.build.requirements import combined, select_requirements
 from dify_lambda.packaging.build.runtime import collect_runtime_files, runtime_requirements
 from dify_lambda.packaging.build.smoke import SmokeResult, check_sdk_range, smoke_init
+from dify_lambda.packaging.build.smoke_cache import SmokeCache
 from dify_lambda.packaging.build.steps import (
     StepTimer,
     collect_entries,
@@ -240,7 +241,8 @@ def build(
             unzipped = check_unzipped_size(entries, options.max_unzipped_bytes)
         with timer.step("WriteArtifact"):
             built_zip = scratch / ARTIFACT_FILE
-            zipped, sha256 = write_zip(entries, built_zip)
+            # The cached dependency tree keeps its deflated files for the next build (same bytes out).
+            zipped, sha256 = write_zip(entries, built_zip, deps.root if options.use_cache else None)
         with timer.step("RenderTemplate"):
             files: ApplicationFiles = render_application(
                 pkg,
@@ -251,11 +253,19 @@ def build(
             )
         if options.smoke:
             with timer.step("SmokeInit"):
-                smoke = smoke_init(built_zip, target, function_environment(files.template))
+                smoke = smoke_init(
+                    built_zip,
+                    target,
+                    function_environment(files.template),
+                    SmokeCache(options.cache_dir or default_cache_dir()) if options.use_cache else None,
+                    sha256,
+                )
                 timer.progress(
                     "build:SmokeInit - "
                     + (
-                        f"loaded {len(smoke.providers)} provider(s) in {smoke.seconds:.1f} s"
+                        smoke.note
+                        if smoke.cached
+                        else f"loaded {len(smoke.providers)} provider(s) in {smoke.seconds:.1f} s"
                         if smoke.status == "passed"
                         else smoke.note
                     )

@@ -11,11 +11,18 @@ from __future__ import annotations
 import hashlib
 import stat
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dify_lambda.errors import ArtifactTooLargeError, BuildError
+from dify_lambda.packaging.build.zipwrite import (
+    DeflateCache,
+    Deflated,
+    ZipLayoutError,
+    deflate,
+    write_deflated,
+)
 from dify_lambda.packaging.limits import format_size
 
 __all__ = [
@@ -43,6 +50,14 @@ class ArtifactEntry:
     executable: bool
     #: ``plugin``, ``dependencies`` or ``runtime``: for the size breakdown of the report.
     part: str
+
+
+def _info(entry: ArtifactEntry) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(entry.arcname, date_time=FIXED_DATE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = _UNIX
+    info.external_attr = entry_mode(entry.executable) << 16
+    return info
 
 
 def entry_mode(executable: bool) -> int:
@@ -139,19 +154,35 @@ def _check_names(entries: Iterable[ArtifactEntry]) -> list[ArtifactEntry]:
     return [by_name[name] for name in sorted(by_name)]
 
 
-def write_zip(entries: Iterable[ArtifactEntry], dest: Path) -> tuple[int, str]:
-    """Write the zip; returns (zipped size, hex SHA-256)."""
+def write_zip(
+    entries: Iterable[ArtifactEntry], dest: Path, cached_tree: Path | None = None
+) -> tuple[int, str]:
+    """Write the zip; returns (zipped size, hex SHA-256).
+
+    Entries under ``cached_tree`` (the dependency cache's read-only tree) are deflated once and kept
+    beside it (zipwrite.py), so a warm build copies their compressed bytes; the output is the same.
+    """
     ordered = _check_names(entries)
     tmp = dest.with_name(dest.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_LEVEL) as zf:
-        for entry in ordered:
-            info = zipfile.ZipInfo(entry.arcname, date_time=FIXED_DATE_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = _UNIX
-            info.external_attr = entry_mode(entry.executable) << 16
-            zf.writestr(
-                info, entry.source.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=_LEVEL
-            )
+    cache = DeflateCache(cached_tree, _LEVEL) if cached_tree is not None else None
+
+    def content(entry: ArtifactEntry) -> Callable[[], Deflated]:
+        if cache is not None and entry.source.is_relative_to(cached_tree or entry.source):
+            return lambda: cache.get(entry.source)
+        return lambda: deflate(entry.source.read_bytes(), _LEVEL)
+
+    try:
+        with tmp.open("wb") as out:
+            write_deflated(out, [(_info(entry), content(entry)) for entry in ordered])
+    except ZipLayoutError:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_LEVEL) as zf:
+            for entry in ordered:
+                zf.writestr(
+                    _info(entry),
+                    entry.source.read_bytes(),
+                    compress_type=zipfile.ZIP_DEFLATED,
+                    compresslevel=_LEVEL,
+                )
     tmp.replace(dest)
     digest = hashlib.sha256()
     with dest.open("rb") as fh:

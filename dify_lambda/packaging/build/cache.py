@@ -11,6 +11,7 @@ Layout under the cache directory::
     uv/                         uv's cache (shared by every build)
     deps/<key>/site-packages/   resolved, pruned and compiled dependencies (read-only use)
     deps/<key>/meta.json        what produced it: requirements, target, compile status, notes
+    deps/<key>/deflate-<level>/ its files deflated for the zip (zipwrite.py), filled on first use
 
     locks/<key>.lock            held while one build looks up or produces <key>
 

@@ -6,6 +6,10 @@ Rules (relative paths under the site-packages root, ``/`` separators):
 2. drop the top-level ``bin/`` (console scripts whose shebang names the build machine's Python) and
    ``include/`` (C headers) directories that ``pip install --target`` creates;
 3. drop every ``__pycache__`` directory and stray ``*.pyc`` (the compile step regenerates them);
+3a. drop files the interpreter never loads: type stubs (``*.pyi``: read by type checkers only; a stub
+   without its module is not importable) and compiled extensions' sources (``*.c``, ``*.cpp``, Cython's
+   ``*.pyx``/``*.pxd``: read by compilers only). C headers (``*.h``) stay: cffi modules may read them
+   at run time;
 4. drop a directory named ``tests`` nested inside a package (depth >= 2, e.g. ``gevent/tests``), unless
    another file of that top-level package mentions it as a module (``<pkg>...tests`` or
    ``from .tests`` / ``from . import tests``) in code, comments aside: then something might import it
@@ -34,6 +38,8 @@ from pathlib import Path, PurePosixPath
 __all__ = ["PruneResult", "apply_prune", "filter_record", "prune_candidates", "references_tests_dir"]
 
 _TOP_LEVEL_DROPS = frozenset({"bin", "include"})
+#: Files no import reads (rule 3a): type stubs and the sources of compiled extensions.
+_NEVER_LOADED_SUFFIXES = (".pyc", ".pyo", ".pyi", ".c", ".cpp", ".pyx", ".pxd")
 _COMMENT_RE = re.compile(r"#[^\n]*")
 
 
@@ -67,7 +73,7 @@ def prune_candidates(directories: Iterable[str], files: Iterable[str]) -> tuple[
     drop_files = [
         rel
         for rel in sorted(files)
-        if rel.endswith((".pyc", ".pyo"))
+        if rel.endswith(_NEVER_LOADED_SUFFIXES)
         and not _is_dist_info(PurePosixPath(rel).parts)
         and not any(rel.startswith(d + "/") for d in dirs)
     ]

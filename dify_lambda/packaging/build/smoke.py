@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dify_lambda import wire
 from dify_lambda.errors import BuildError
@@ -97,10 +97,13 @@ class SmokeResult:
     sdk_version: str = ""
     #: Provider name -> its predefined models (``type/model``), as the loaded plugin reports them.
     providers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: True when this very artifact passed on an earlier build (smoke_cache.py) and was not loaded again.
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "cached": self.cached,
             "note": self.note,
             "seconds": self.seconds,
             "sdk_version": self.sdk_version,
@@ -178,11 +181,47 @@ def _one_line(text: str) -> str:
     return line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 3] + "..."
 
 
-def smoke_init(artifact: Path, target: Target, function_env: Mapping[str, str]) -> SmokeResult:
-    """Load the plugin from the unpacked ``artifact``; raise :class:`SmokeInitError` when it cannot."""
+def smoke_init(
+    artifact: Path,
+    target: Target,
+    function_env: Mapping[str, str],
+    cache: SmokeCacheLike | None = None,
+    artifact_sha256: str = "",
+) -> SmokeResult:
+    """Load the plugin from the unpacked ``artifact``; raise :class:`SmokeInitError` when it cannot.
+
+    With a ``cache`` and the artifact's SHA-256, a pass of the same artifact on the same interpreter
+    is reused instead of loading it again (smoke_cache.py).
+    """
     interpreter, why_not = host_can_run(target)
     if interpreter is None:
         return SmokeResult("skipped", f"smoke init skipped: {why_not}")
+    key = (
+        cache.key(artifact_sha256, interpreter, function_env, _probe_source())
+        if cache and artifact_sha256
+        else ""
+    )
+    if cache is not None and key:
+        found = cache.lookup(key)
+        if found is not None:
+            return found
+    result = _run_smoke(artifact, target, function_env, interpreter)
+    if cache is not None and key:
+        cache.store(key, result)
+    return result
+
+
+class SmokeCacheLike(Protocol):
+    def key(
+        self, artifact_sha256: str, interpreter: Path, function_env: Mapping[str, str], probe: str
+    ) -> str: ...
+    def lookup(self, key: str) -> SmokeResult | None: ...
+    def store(self, key: str, result: SmokeResult) -> None: ...
+
+
+def _run_smoke(
+    artifact: Path, target: Target, function_env: Mapping[str, str], interpreter: Path
+) -> SmokeResult:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dify-lambda-smoke-") as tmp_name:
         tmp = Path(tmp_name)

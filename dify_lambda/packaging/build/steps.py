@@ -143,6 +143,8 @@ def dependency_cache_key(target: Target, requirements: tuple[str, ...], options:
         "find_links": "\n".join(_links_fingerprint(p) for p in options.find_links),
         # Trees made before RECORD rows of pruned files were dropped must not be reused.
         "record": "filtered",
+        # Nor trees pruned by older rules (type stubs and extension sources kept).
+        "prune": "stubs-sources",
     }
     return cache_key(requirements, target.python, target.arch, extra)
 

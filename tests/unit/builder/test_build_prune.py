@@ -22,10 +22,25 @@ def test_rules() -> None:
         "yaml/include",
         "zope/interface/tests",
     ]
-    files = ["six.pyc", "pkg/mod.py", "gevent/tests/x.pyc", "foo-1.dist-info/RECORD", "a.dist-info/x.pyc"]
+    files = [
+        "six.pyc",
+        "pkg/mod.py",
+        "pkg/mod.pyi",
+        "pkg/py.typed",
+        "pkg/_speedups.c",
+        "pkg/_speedups.h",
+        "pkg/_fast.pyx",
+        "pkg/_fast.pxd",
+        "pkg/_fast.cpython-312-x86_64-linux-gnu.so",
+        "gevent/tests/x.pyc",
+        "foo-1.dist-info/RECORD",
+        "a.dist-info/x.pyc",
+        "a.dist-info/x.pyi",
+    ]
     drop_dirs, drop_files = prune_candidates(dirs, files)
     assert drop_dirs == ["bin", "gevent/tests", "include", "pkg/__pycache__", "zope/interface/tests"]
-    assert drop_files == ["six.pyc"]
+    # stubs and extension sources go; headers (cffi may read them), markers and binaries stay
+    assert drop_files == ["pkg/_fast.pxd", "pkg/_fast.pyx", "pkg/_speedups.c", "pkg/mod.pyi", "six.pyc"]
 
 
 def test_dist_info_and_singular_test_dirs_are_kept() -> None:
