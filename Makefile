@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench compat clean venv
+.PHONY: test lint typecheck pytest demo bench compat clean venv sdk-matrix
 
 venv: $(STAMP)
 
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml scripts/find-python
 	@interp="$$(scripts/find-python)" || exit 1; \
 	 if [ ! -x "$(PY)" ]; then echo "creating $(VENV) with $$interp"; "$$interp" -m venv "$(VENV)"; fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[cli,dev]'
 	@touch $(STAMP)
 
 lint: $(STAMP)
@@ -26,6 +26,10 @@ pytest: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Conformance on every supported dify_plugin minor (make test runs a subset); venvs cached in .cache/sdk-matrix.
+sdk-matrix: $(STAMP)
+	DIFY_LAMBDA_SDK_MATRIX=all $(PY) -m pytest tests/functional/handlers/test_conformance.py -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ("bench_handler", "bench_router", "bench_build")
+BENCHES = ("bench_handler", "bench_router", "bench_build", "bench_serve")
 
 
 def machine() -> str:

@@ -5,6 +5,7 @@ leaves in its own ``errors`` module, under the branch named here, so a caller ca
 with one ``except``::
 
     DifyLambdaError
+    ├── UsageError              a command-line option or argument is invalid (CLI exit 2)
     ├── PackageError            bad .difypkg or plugin directory (CLI exit 2)
     │   ├── UnsafePackageError      traversal, symlink, zip bomb, duplicate or encrypted entry
     │   ├── ManifestError           missing/invalid manifest or provider/model YAML
@@ -46,11 +47,16 @@ __all__ = [
     "SignatureError",
     "UnsafePackageError",
     "UnsupportedTargetError",
+    "UsageError",
 ]
 
 
 class DifyLambdaError(Exception):
     """Root of every error dify-lambda raises on purpose."""
+
+
+class UsageError(DifyLambdaError):
+    """A command-line option or argument is invalid; found before any long work starts."""
 
 
 class PackageError(DifyLambdaError):

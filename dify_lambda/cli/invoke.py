@@ -8,6 +8,12 @@ Examples::
 
 LLM text deltas are printed as they arrive; other actions print their JSON payloads; usage goes to
 stderr at the end. A plugin error prints one line and exits 1; bad flags exit 2.
+
+``--data`` holds the action's fields, or a whole request envelope as the daemon sends it
+(``{"event": "request", "data": {...}}``). A URL may end in ``/invoke``. A loopback URL (``serve``)
+is called unsigned unless ``--auth`` says otherwise: the local function URL does not check SigV4.
+Credentials a plugin echoes back (``validate_*_credentials`` does) are masked unless
+``--show-secrets``: every value under a ``credentials`` key, and any value sent as a credential.
 """
 
 from __future__ import annotations
@@ -19,9 +25,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["mask_secrets", "normalise_url", "register", "unwrap_data"]
 
 DIRECT_PLUGIN_ID = "cli/direct"
+DEFAULT_USER_ID = "dify-lambda-cli"
+MASK = "********"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: Keys of the request body the router sets itself; dropped from an envelope's ``data``.
+_ENVELOPE_KEYS = ("user_id", "type", "action")
+#: Credential values shorter than this are not searched for in the output (too many false hits).
+_MIN_SECRET_LEN = 6
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -48,10 +61,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="route table: a YAML/JSON file, or ssm:<parameter name> (default AWS credentials and region)",
     )
     parser.add_argument("--plugin", metavar="ID", help="plugin id to route, e.g. langgenius/openai")
-    parser.add_argument("--user-id", default="dify-lambda-cli", help="user_id sent to the plugin")
+    parser.add_argument(
+        "--user-id",
+        default=None,
+        help=f"user_id sent to the plugin (default: the envelope's, else {DEFAULT_USER_ID})",
+    )
     parser.add_argument("--tenant-id", default=None, help="tenant id, for tenant-pinned routes")
     parser.add_argument(
-        "--auth", choices=("iam", "none", "secret"), default=None, help="auth of URL (default iam)"
+        "--auth",
+        choices=("iam", "none", "secret"),
+        default=None,
+        help="auth of URL (default iam; none for a loopback URL such as `dify-lambda serve`)",
+    )
+    parser.add_argument(
+        "--show-secrets", action="store_true", help="print credentials a plugin echoes back, unmasked"
     )
     parser.add_argument("--secret-env", metavar="VAR", help="environment variable holding the shared secret")
     parser.add_argument(
@@ -63,8 +86,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> int:
-    parser.print_usage(sys.stderr)
-    print(f"dify-lambda invoke: error: {message}", file=sys.stderr)
+    print(f"dify-lambda: error: {message} (see {parser.prog} --help)", file=sys.stderr)
     return 2
 
 
@@ -88,6 +110,71 @@ def _load_data(raw: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _BadData(f"{source}: must be a JSON object with the action's fields")
     return data
+
+
+def unwrap_data(data: dict[str, Any], action: str) -> tuple[dict[str, Any], str | None]:
+    """The action's fields from ``--data`` and the envelope's user_id, if it was a request envelope.
+
+    Accepts the fields alone, a request body (fields plus ``user_id``/``type``/``action``) or a
+    whole envelope (``{"event": "request", "data": body}``). An envelope for another action is
+    refused rather than sent under the wrong name.
+    """
+    body = data
+    if data.get("event") == "request" and isinstance(data.get("data"), dict):
+        body = data["data"]
+    named = body.get("action")
+    if isinstance(named, str) and named != action:
+        raise _BadData(f"--data: the envelope is for action {named!r}, not {action!r}")
+    user_id = body.get("user_id") if isinstance(body.get("user_id"), str) else None
+    return {k: v for k, v in body.items() if k not in _ENVELOPE_KEYS}, user_id
+
+
+def normalise_url(url: str) -> str:
+    """The function URL without a trailing ``/invoke`` (and its query): the router adds it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from dify_lambda import wire
+
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if path.endswith(wire.INVOKE_PATH):
+        path = path[: -len(wire.INVOKE_PATH)]
+        return urlunsplit((parts.scheme, parts.netloc, path + "/", "", ""))
+    return url
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in _LOOPBACK_HOSTS
+
+
+def _secret_values(data: dict[str, Any]) -> set[str]:
+    credentials = data.get("credentials")
+    if not isinstance(credentials, dict):
+        return set()
+    return {v for v in credentials.values() if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN}
+
+
+def mask_secrets(value: Any, secrets: set[str], *, under_credentials: bool = False) -> Any:
+    """``value`` with every value under a ``credentials`` key, and every known secret, masked."""
+    if isinstance(value, dict):
+        return {
+            k: mask_secrets(v, secrets, under_credentials=under_credentials or k == "credentials")
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(v, secrets, under_credentials=under_credentials) for v in value]
+    if isinstance(value, str):
+        if under_credentials and value:
+            return MASK
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if under_credentials and value is not None and not isinstance(value, bool):
+        return MASK
+    return value
 
 
 def _text_of(chunk: dict[str, Any]) -> str:
@@ -124,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args._parser
     if len(args.target) > 2:
         return _fail(parser, "expected [URL] ACTION, got more positional arguments")
-    url = args.target[0] if len(args.target) == 2 else None
+    url = normalise_url(args.target[0]) if len(args.target) == 2 else None
     action = args.target[-1]
     if action not in wire.MODEL_ACTIONS:
         return _fail(
@@ -148,9 +235,11 @@ def _run(args: argparse.Namespace) -> int:
             parser, f"--region applies to a URL or to --routes {SSM_PREFIX}NAME; route files carry their own"
         )
     try:
-        data = _load_data(args.data)
+        data, envelope_user = unwrap_data(_load_data(args.data), action)
     except _BadData as exc:
         return _fail(parser, str(exc))
+    user_id = args.user_id or envelope_user or DEFAULT_USER_ID
+    secrets = set() if args.show_secrets else _secret_values(data)
 
     from dify_lambda.router.client import Router
     from dify_lambda.router.errors import PluginInvokeError
@@ -158,7 +247,15 @@ def _run(args: argparse.Namespace) -> int:
     from dify_lambda.router.routes import parse_route_table
 
     if url is not None:
-        deployment: dict[str, Any] = {"url": url, "auth": args.auth or "iam"}
+        auth = args.auth
+        if auth is None and _is_loopback(url):
+            auth = "none"
+            print(
+                "dify-lambda: note: loopback URL, calling it unsigned (IAM is not used by a local "
+                "function URL; pass --auth iam to sign anyway)",
+                file=sys.stderr,
+            )
+        deployment: dict[str, Any] = {"url": url, "auth": auth or "iam"}
         if args.secret_env:
             if not os.environ.get(args.secret_env):
                 return _fail(parser, f"environment variable {args.secret_env} (--secret-env) is not set")
@@ -187,11 +284,11 @@ def _run(args: argparse.Namespace) -> int:
     with Router(table) as router:
         try:
             for event in router.invoke(
-                plugin_id, action, data, user_id=args.user_id, tenant_id=args.tenant_id, timeout=args.timeout
+                plugin_id, action, data, user_id=user_id, tenant_id=args.tenant_id, timeout=args.timeout
             ):
                 if not isinstance(event, StreamEvent):
                     continue
-                payload = event.data
+                payload = event.data if args.show_secrets else mask_secrets(event.data, secrets)
                 if is_llm and isinstance(payload, dict):
                     out.write(_text_of(payload))
                     out.flush()

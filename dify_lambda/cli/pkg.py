@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from dify_lambda.cli.output import add_json_flag, print_json
+
 __all__ = ["register"]
 
 
@@ -25,11 +27,27 @@ def cmd_package(args: argparse.Namespace) -> int:
 
     result = write_package(args.directory, args.output, max_bytes=int(args.max_size * MIB))
     pkg = result.package
+    if args.json:
+        print_json(
+            {
+                "unique_identifier": pkg.unique_identifier,
+                "output": str(args.output),
+                "bytes": len(result.data),
+                "entries": len(pkg.entries),
+                "ignore_file": str(result.ignore_file) if result.ignore_file else None,
+                "requirements_source": str(result.requirements_source)
+                if result.requirements_source
+                else None,
+            }
+        )
+        return 0
     print(f"packaged {pkg.unique_identifier}")
     print(f"  output        {args.output} ({len(result.data)} bytes, {len(pkg.entries)} entries)")
     print(f"  ignore file   {result.ignore_file or 'none'}")
     if result.requirements_source:
         print(f"  requirements  generated from {result.requirements_source}")
+    for warning in pkg.warnings:
+        print(f"dify-lambda: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -65,9 +83,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         result = verify_package(pkg, keys)
     except SignatureError as exc:
+        if args.json:
+            print_json({"verified": False, "unique_identifier": pkg.unique_identifier, "reason": str(exc)})
         print(f"dify-lambda: verify failed: {exc}", file=sys.stderr)
         return 1
     from dify_lambda.packaging.inspect import iso_time
+
+    if args.json:
+        print_json(
+            {
+                "verified": True,
+                "unique_identifier": pkg.unique_identifier,
+                "signed_at": iso_time(result.time),
+                "key": str(args.key[result.key_index]),
+                "authorized_category": result.authorized_category,
+                "verification_file": bool(result.verification_file),
+            }
+        )
+        return 0
 
     note = (
         ""
@@ -101,6 +134,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise PackageError(f"{args.package}: cannot read ({exc.strerror})") from None
     signed = sign_package(data, pem, args.category)
     atomic_write(args.output, signed)
+    if args.json:
+        print_json(
+            {"unique_identifier": src.unique_identifier, "output": str(args.output), "bytes": len(signed)}
+        )
+        return 0
     print(f"signed {src.unique_identifier} -> {args.output}")
     return 0
 
@@ -112,6 +150,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("directory", help="plugin source directory (with manifest.yaml)")
     p.add_argument("-o", "--output", required=True, help="output file, e.g. NAME.difypkg")
+    add_json_flag(p)
     p.add_argument(
         "--max-size",
         type=_positive_mb,
@@ -123,7 +162,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     p = sub.add_parser("inspect", help="show a package's identity, runner, providers and signature")
     p.add_argument("package", help="a .difypkg file")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(p, "the package description")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser(
@@ -133,6 +172,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--key", action="append", required=True, metavar="PUBLIC.pem", help="RSA public key (repeatable)"
     )
+    add_json_flag(p, "the verification result")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("sign", help="sign a package with an RSA private key (like `dify signature sign`)")
@@ -140,4 +180,5 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-p", "--private-key", required=True, metavar="PRIVATE.pem")
     p.add_argument("-c", "--category", choices=("langgenius", "partner", "community"), default=None)
     p.add_argument("-o", "--output", required=True, help="signed output file")
+    add_json_flag(p)
     p.set_defaults(func=cmd_sign)

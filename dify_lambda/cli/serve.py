@@ -37,11 +37,37 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="function timeout in seconds (default 900)"
     )
+    parser.add_argument(
+        "--env-vars",
+        type=Path,
+        metavar="FILE",
+        help='JSON overriding the template\'s variables, as sam local: {"Parameters": {...}} for all '
+        'functions, {"PluginFunction": {...}} for this one',
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a function variable (repeatable; wins over the template and --env-vars)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="cache root shared with build; zips are unpacked once into DIR/serve/<sha256> "
+        "(default $DIFY_LAMBDA_CACHE, else ~/.cache/dify-lambda)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="unpack into a temporary directory deleted on exit"
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dify_lambda.emulator import serve
+    from dify_lambda.emulator import ServeInputError, serve
+    from dify_lambda.emulator.function_env import load_env_vars_file, parse_env_assignments
 
     if args.workers < 1:
         print("dify-lambda: error: --workers must be at least 1", file=sys.stderr)
@@ -49,15 +75,30 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print("dify-lambda: error: --port must be between 0 and 65535", file=sys.stderr)
         return 2
-    running = serve(
-        args.path,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        python=args.python,
-        queue_timeout=args.queue_timeout,
-        function_timeout=args.timeout,
-    )
+    try:
+        # Bad options fail before anything is unpacked or started.
+        env = parse_env_assignments(args.env)
+        env_vars = load_env_vars_file(args.env_vars) if args.env_vars is not None else None
+        running = serve(
+            args.path,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            python=args.python,
+            env=env,
+            env_vars=env_vars,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            queue_timeout=args.queue_timeout,
+            function_timeout=args.timeout,
+        )
+    except ServeInputError as exc:  # an option, the --env-vars file or the address: bad input
+        print(f"dify-lambda: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. no writable temporary directory: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"dify-lambda: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
         running.close()
@@ -70,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         count = len(running.workers)
         print(f"serving {running.plugin_id} at {running.url} ({count} worker{'s' if count != 1 else ''})")
         sys.stdout.flush()
+        inits = [w.init_seconds for w in running.workers if w.init_seconds is not None]
+        if inits:  # what a cold start of this function costs here (Lambda's Init Duration)
+            print(f"dify-lambda: init {max(inits):.2f} s", file=sys.stderr)
         running.wait()
     finally:
         running.close()

@@ -5,7 +5,25 @@ Runtime API loop) or a plugin source directory in worker subprocesses, each with
 Runtime API, behind one local function URL that streams responses as they are produced.
 """
 
-from dify_lambda.emulator.errors import EmulatorError, ServeTargetError, WorkerStartError
+from dify_lambda.emulator.errors import (
+    ArtifactPlatformError,
+    EmulatorError,
+    EnvVarsError,
+    ListenError,
+    ServeInputError,
+    ServeTargetError,
+    WorkerStartError,
+)
 from dify_lambda.emulator.server import LocalFunctionUrl, serve
 
-__all__ = ["EmulatorError", "LocalFunctionUrl", "ServeTargetError", "WorkerStartError", "serve"]
+__all__ = [
+    "ArtifactPlatformError",
+    "EmulatorError",
+    "EnvVarsError",
+    "ListenError",
+    "LocalFunctionUrl",
+    "ServeInputError",
+    "ServeTargetError",
+    "WorkerStartError",
+    "serve",
+]

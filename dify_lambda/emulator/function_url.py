@@ -124,10 +124,21 @@ class _TooLarge(Exception):
     pass
 
 
+class _BadRequest(Exception):
+    """A request whose framing cannot be trusted; the message names what is wrong, never a value."""
+
+
+#: ``listen()`` backlog; the stdlib default of 5 resets connections under a burst of clients.
+LISTEN_BACKLOG = 128
+
+
+class _FrontServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+
 def make_front_server(host: str, port: int, config: FrontConfig) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _make_handler(config))
-    server.daemon_threads = True
-    return server
+    return _FrontServer((host, port), _make_handler(config))
 
 
 def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
@@ -172,7 +183,11 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                         raise _TooLarge
                     parts.append(self.rfile.read(size))
                     self.rfile.readline(65536)
-            length = int(self.headers.get("Content-Length") or 0)
+            value = (self.headers.get("Content-Length") or "0").strip()
+            if not (value.isascii() and value.isdigit()):  # "-1" would read until the client closes
+                self.close_connection = True
+                raise _BadRequest("Content-Length is not a non-negative integer")
+            length = int(value)
             if length > FUNCTION_URL_MAX_REQUEST_BYTES:
                 self.close_connection = True
                 raise _TooLarge
@@ -187,6 +202,9 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                     "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
                 }
                 self._plain(413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
+                return
+            except _BadRequest as exc:
+                self._plain(400, None, json.dumps({"Message": str(exc)}).encode(), request_id)
                 return
             except ValueError:
                 self.close_connection = True
@@ -227,7 +245,12 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
 
 
 class _Relay:
-    """Moves one exchange's messages to the client; keeps draining if the client goes away."""
+    """Moves one exchange's messages to the client.
+
+    When the client goes away, the worker's response stream is cut (:meth:`Exchange.client_left`):
+    the handler's next write fails and it closes the plugin's generator, then the relay drains what
+    is left of the exchange.
+    """
 
     def __init__(
         self, handler: BaseHTTPRequestHandler, worker: Worker, exchange: Exchange, deadline: float, rid: str
@@ -243,7 +266,8 @@ class _Relay:
         try:
             action()
         except OSError:
-            self.client_ok = False  # the client left; the invocation still runs to its end, like Lambda
+            self.client_ok = False  # the client left: stop the plugin instead of generating for nobody
+            self.exchange.client_left()
 
     def run(self) -> None:
         while True:

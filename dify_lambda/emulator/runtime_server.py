@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import queue
@@ -47,6 +48,11 @@ class Exchange:
     messages: queue.Queue[Message] = field(default_factory=queue.Queue)
     #: Set when a final message (end, trailer_error, error) has been queued.
     finished: threading.Event = field(default_factory=threading.Event)
+    #: Set by the front server when the client went away mid-stream.
+    client_gone: threading.Event = field(default_factory=threading.Event)
+    #: The worker's streaming-response connection while it is open.
+    _response_conn: socket.socket | None = field(default=None, repr=False)
+    _conn_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put(self, message: Message) -> None:
         if self.finished.is_set():
@@ -54,6 +60,22 @@ class Exchange:
         if message.kind in ("end", "trailer_error", "error"):
             self.finished.set()
         self.messages.put(message)
+
+    def client_left(self) -> None:
+        """The caller disconnected: cut the worker's response stream, so its next write fails and
+        the handler closes the plugin's generator instead of generating for nobody."""
+        self.client_gone.set()
+        with self._conn_lock:
+            conn = self._response_conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def attach(self, conn: socket.socket | None) -> None:
+        with self._conn_lock:
+            self._response_conn = conn
+        if conn is not None and self.client_gone.is_set():
+            self.client_left()
 
     def fail(self, error_type: str, message: str) -> None:
         body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
@@ -243,11 +265,14 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
             if (self.headers.get("Transfer-Encoding") or "").lower() != "chunked":
                 exchange.fail("Runtime.InvalidResponse", "the response is not chunked")
                 raise _Violation("the response must use Transfer-Encoding: chunked")
+            exchange.attach(self.connection)
             try:
                 self._stream(exchange)
             except _Violation as exc:
                 exchange.fail("Runtime.InvalidResponse", str(exc))
                 raise
+            finally:
+                exchange.attach(None)
 
         def _stream(self, exchange: Exchange) -> None:
             head = bytearray()

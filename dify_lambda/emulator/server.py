@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from dify_lambda.emulator.errors import ListenError, listen_error_text
 from dify_lambda.emulator.function_url import FrontConfig, make_front_server
 from dify_lambda.emulator.target import ServeTarget, resolve_target
 from dify_lambda.emulator.workers import Worker, WorkerPool, WorkerSpec
@@ -73,6 +74,9 @@ def serve(
     *,
     python: str | None = None,
     env: Mapping[str, str] | None = None,
+    env_vars: Mapping[str, Mapping[str, str]] | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
     queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
     function_timeout: float = DEFAULT_FUNCTION_TIMEOUT,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
@@ -84,6 +88,8 @@ def serve(
     init error otherwise). ``env`` adds to or overrides the workers' environment (which starts from
     this process's); ``PYTHONPATH`` entries are appended after the artifact root. Workers answer one
     request at a time; a request waits up to ``queue_timeout`` seconds for one, then gets a 429.
+    ``env_vars`` (a loaded ``--env-vars`` file) overrides the template's variables, below ``env``
+    (see ``function_env``); zips are unpacked once per sha256 under ``cache_dir`` (see ``unpack``).
 
     Examples
     --------
@@ -92,7 +98,9 @@ def serve(
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    target = resolve_target(Path(path), python=python)
+    target = resolve_target(
+        Path(path), python=python, env_vars=env_vars, env=env, cache_dir=cache_dir, use_cache=use_cache
+    )
     try:
         worker_env = _worker_env(target, env)
         spec = WorkerSpec(
@@ -109,7 +117,13 @@ def serve(
     auth = (worker_env.get("DIFY_LAMBDA_URL_AUTH") or "AWS_IAM").strip().upper()
     url_id = hashlib.sha256(target.plugin_id.encode()).hexdigest()[:32]
     config = FrontConfig(WorkerPool(pool_workers), auth, queue_timeout, function_timeout, url_id)
-    running = LocalFunctionUrl(target, pool_workers, config, host, port)
+    try:
+        running = LocalFunctionUrl(target, pool_workers, config, host, port)
+    except OSError as exc:  # port in use, unknown host, address not local, ...
+        for worker in pool_workers:
+            worker.close()
+        target.cleanup()
+        raise ListenError(listen_error_text(host, port, exc)) from None
     try:
         for worker in pool_workers:
             worker.ensure_started()

@@ -11,26 +11,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import sys
 import tempfile
-import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dify_lambda.emulator.errors import ServeTargetError
-from dify_lambda.errors import UnsafePackageError
-from dify_lambda.packaging.build import ARTIFACT_FILE, REPORT_FILE
+from dify_lambda.emulator.function_env import function_environment, template_function
+from dify_lambda.emulator.platform_check import check_platform, report_evidence, tree_evidence
+from dify_lambda.emulator.unpack import cached_unpack, safe_extract, sha256_of
+from dify_lambda.errors import BuildError
+from dify_lambda.packaging.layout import ARTIFACT_FILE, REPORT_FILE, TEMPLATE_FILE, default_cache_dir
+from dify_lambda.packaging.sam import load_template
 
 __all__ = ["WRAPPER", "ServeTarget", "resolve_target"]
 
 WRAPPER = "dify_lambda/handlers/exec_wrapper.sh"
 BUFFERED_HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
-#: Lambda's unzipped code limit; a local zip above it is refused like Lambda would.
-MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 
 
 @dataclass
@@ -75,109 +76,157 @@ def _runner_version(doc: dict[str, Any]) -> str:
     return str(runner.get("version") or "").strip()
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip refusing absolute paths, ``..``, symlinks and oversize content; keep mode bits."""
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise ServeTargetError(f"{archive}: not a readable zip ({exc})") from None
-    with zf:
-        total = 0
-        for info in zf.infolist():
-            name = PurePosixPath(info.filename)
-            if name.is_absolute() or ".." in name.parts or "\\" in info.filename:
-                raise UnsafePackageError(f"{archive}: entry {info.filename!r} escapes the artifact root")
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UnsafePackageError(f"{archive}: entry {info.filename!r} is a symbolic link")
-            total += info.file_size
-            if total > MAX_UNZIPPED_BYTES:
-                raise UnsafePackageError(f"{archive}: more than {MAX_UNZIPPED_BYTES} bytes unzipped")
-        for info in zf.infolist():
-            target = dest.joinpath(*PurePosixPath(info.filename).parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                target.chmod(mode)
-
-
 def _is_unpacked_artifact(path: Path) -> bool:
     return (path / WRAPPER).is_file() and (path / "plugin" / "manifest.yaml").is_file()
 
 
-def _artifact_python(report_dir: Path | None, manifest: dict[str, Any], override: str | None) -> str:
+def _read_report(build_dir: Path | None) -> dict[str, Any] | None:
+    if build_dir is None or not (build_dir / REPORT_FILE).is_file():
+        return None
+    try:
+        report = json.loads((build_dir / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ServeTargetError(f"{build_dir / REPORT_FILE}: not valid JSON") from None
+    return report if isinstance(report, dict) else None
+
+
+def _read_template(build_dir: Path | None) -> dict[str, Any] | None:
+    if build_dir is None or not (build_dir / TEMPLATE_FILE).is_file():
+        return None
+    path = build_dir / TEMPLATE_FILE
+    try:
+        return load_template(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise ServeTargetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except BuildError as exc:
+        raise ServeTargetError(str(exc)) from None
+
+
+def _artifact_python(
+    report: dict[str, Any] | None, manifest: dict[str, Any], override: str | None
+) -> tuple[str, str]:
+    """The Python to run the artifact on, and where that choice came from."""
     if override:
-        return override
-    if report_dir is not None and (report_dir / REPORT_FILE).is_file():
-        try:
-            report = json.loads((report_dir / REPORT_FILE).read_text())
-        except (OSError, ValueError):
-            raise ServeTargetError(f"{report_dir / REPORT_FILE}: not valid JSON") from None
-        version = str(report.get("python") or "").strip() if isinstance(report, dict) else ""
-        if version:
-            return version
+        return override, "--python"
+    version = str((report or {}).get("python") or "").strip()
+    if version:
+        return version, REPORT_FILE
     version = _runner_version(manifest)
     if not version:
         raise ServeTargetError("plugin/manifest.yaml has no meta.runner.version; pass --python")
-    return version
+    return version, "plugin/manifest.yaml meta.runner.version"
 
 
 def _local_interpreter(version: str) -> Path:
     from dify_lambda.packaging.interpreters import find_interpreter
 
+    key = "DIFY_LAMBDA_PYTHON" + version.replace(".", "")
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    base = Path(sys.base_prefix) / "bin" / f"python{version}"
+    if version == here and not os.environ.get(key) and os.access(base, os.X_OK):
+        # This process's base interpreter (outside any venv) is the right version: no need to
+        # probe candidates, which costs a subprocess each (half a second through a pyenv shim).
+        return base
     found = find_interpreter(version)
     if found is None:
-        key = "DIFY_LAMBDA_PYTHON" + version.replace(".", "")
         raise ServeTargetError(
             f"no local Python {version} found to run the artifact; install it or set {key}"
         )
     return found
 
 
-def resolve_target(path: Path, *, python: str | None = None) -> ServeTarget:
-    """Classify ``path`` and build the worker command; extracts zips into a temporary directory."""
+def _check_unpacked(where: Path, label: Path) -> None:
+    if not _is_unpacked_artifact(where):
+        raise ServeTargetError(f"{label}: not a dify-lambda artifact (no {WRAPPER} or plugin/manifest.yaml)")
+
+
+def _unpack(
+    zip_path: Path, cache_dir: Path | None, use_cache: bool, notes: list[str]
+) -> tuple[Path, Path | None, str | None]:
+    """The unpacked root of ``zip_path``, the scratch directory to delete on close (None if cached)
+    and the zip's sha256 when it was computed."""
+    if use_cache:
+        root_dir = cache_dir if cache_dir is not None else default_cache_dir()
+        try:
+            entry, digest = cached_unpack(zip_path, root_dir, lambda tree: _check_unpacked(tree, zip_path))
+            return entry, None, digest
+        except OSError as exc:
+            notes.append(
+                f"cannot use the unpack cache in {root_dir} ({exc.strerror or type(exc).__name__}); "
+                "unpacking into a temporary directory"
+            )
+    scratch = Path(tempfile.mkdtemp(prefix="dify-lambda-serve-"))
+    try:
+        safe_extract(zip_path, scratch)
+        _check_unpacked(scratch, zip_path)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return scratch, scratch, None
+
+
+def resolve_target(
+    path: Path,
+    *,
+    python: str | None = None,
+    env_vars: Mapping[str, Mapping[str, str]] | None = None,
+    env: Mapping[str, str] | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> ServeTarget:
+    """Classify ``path`` and build the worker command and the function's environment.
+
+    A zip is unpacked once per content into ``<cache_dir>/serve/<sha256>`` (``cache_dir`` defaults to
+    the dify-lambda cache root); ``use_cache=False`` unpacks into a temporary directory deleted on close.
+    ``env_vars`` is a loaded ``--env-vars`` file (``function_env.load_env_vars_file``), ``env`` the
+    ``--env`` assignments (``serve()`` applies them last; here they only settle the notes).
+    """
     path = path.expanduser().resolve()
     if not path.exists():
         raise ServeTargetError(f"{path}: no such file or directory")
-    scratch: Path | None = None
-    report_dir: Path | None = None
+    build_dir: Path | None = None
     root: Path | None = None
     zip_path: Path | None = None
     if path.is_file():
-        zip_path, report_dir = path, path.parent
+        # The build report and template beside a zip describe it only if it is the build's artifact.
+        zip_path, build_dir = path, (path.parent if path.name == ARTIFACT_FILE else None)
     elif _is_unpacked_artifact(path):
-        root, report_dir = path, path
+        root, build_dir = path, path
     elif (path / ARTIFACT_FILE).is_file():
-        zip_path, report_dir = path / ARTIFACT_FILE, path
+        zip_path, build_dir = path / ARTIFACT_FILE, path
     elif (path / "manifest.yaml").is_file():
-        return _source_target(path, python)
+        return _source_target(path, python, env_vars)
     else:
         raise ServeTargetError(
             f"{path}: neither a built artifact (artifact.zip, or {WRAPPER} + plugin/manifest.yaml) "
             "nor a plugin source directory (manifest.yaml)"
         )
+    # Everything that can refuse the target without unpacking runs first.
+    report = _read_report(build_dir)
+    template = _read_template(build_dir)
+    reported = report_evidence(report, REPORT_FILE)
+    if reported is not None and (python or reported.python):
+        check_platform(
+            [reported],
+            python=python or str(reported.python),
+            python_source="--python" if python else REPORT_FILE,
+        )
+    notes: list[str] = []
+    scratch: Path | None = None
     if zip_path is not None:
-        scratch = Path(tempfile.mkdtemp(prefix="dify-lambda-serve-"))
-        try:
-            safe_extract(zip_path, scratch)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        root = scratch
-        if not _is_unpacked_artifact(root):
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise ServeTargetError(
-                f"{zip_path}: not a dify-lambda artifact (no {WRAPPER} or plugin/manifest.yaml)"
+        root, scratch, digest = _unpack(zip_path, cache_dir, use_cache, notes)
+        expected = str((report or {}).get("artifact_sha256") or "")
+        if expected and expected != (digest or sha256_of(zip_path)):
+            notes.append(
+                f"{REPORT_FILE} describes another {ARTIFACT_FILE} (sha256 differs): "
+                "the report and the template beside it may be stale"
             )
     assert root is not None
     try:
         manifest = _manifest(root / "plugin" / "manifest.yaml")
-        version = _artifact_python(report_dir, manifest, python)
+        version, source = _artifact_python(report, manifest, python)
+        evidence = ([reported] if reported else []) + tree_evidence(root)
+        check_platform(evidence, python=version, python_source=source)
         interpreter = _local_interpreter(version)
         wrapper = root / WRAPPER
         if not os.access(wrapper, os.X_OK):
@@ -186,14 +235,24 @@ def resolve_target(path: Path, *, python: str | None = None) -> ServeTarget:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         raise
-    env = {
+    region = os.environ.get("AWS_REGION") or "us-east-1"
+    function = template_function(template, task_root=root, region=region) if template is not None else None
+    function_env = function_environment(function, env_vars, env)
+    notes.extend(function_env.notes)
+    worker_env = {
+        **function_env.variables,
+        # What serve itself needs wins over the template (the template's paths are Lambda's).
         "LAMBDA_TASK_ROOT": str(root),
         "PYTHONPATH": str(root),
         "DIFY_LAMBDA_PYTHON": str(interpreter),
         "_HANDLER": BUFFERED_HANDLER,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
         "PYTHONNOUSERSITE": "1",
+        # /var/task is read-only on Lambda; the unpacked tree is a shared cache entry here.
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if function is not None and function.memory_mb is not None:
+        worker_env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = function.memory_mb
     # Lambda runs the wrapper with the managed runtime's command line; the loop ignores it.
     command = [str(wrapper), str(interpreter), "-m", "awslambdaric", BUFFERED_HANDLER]
     return ServeTarget(
@@ -202,13 +261,16 @@ def resolve_target(path: Path, *, python: str | None = None) -> ServeTarget:
         plugin_id=_plugin_id(manifest),
         python_version=version,
         command=command,
-        env=env,
+        env=worker_env,
         cwd=root,
         scratch=scratch,
+        notes=notes,
     )
 
 
-def _source_target(path: Path, python: str | None) -> ServeTarget:
+def _source_target(
+    path: Path, python: str | None, env_vars: Mapping[str, Mapping[str, str]] | None
+) -> ServeTarget:
     manifest = _manifest(path / "manifest.yaml")
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     notes = []
@@ -216,6 +278,8 @@ def _source_target(path: Path, python: str | None) -> ServeTarget:
         notes.append(f"--python {python} ignored: a plugin source directory runs on this Python ({here})")
     repo = Path(__file__).resolve().parents[2]
     env = {
+        # No template: every variable of the --env-vars file applies.
+        **function_environment(None, env_vars).variables,
         "PYTHONPATH": str(repo),
         "DIFY_LAMBDA_PLUGIN_ROOT": str(path),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{here}",

@@ -43,6 +43,9 @@ class Worker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self._started_at = 0.0
+        #: Seconds from process start to the first ``/next`` of the last cold start (Lambda's Init Duration).
+        self.init_seconds: float | None = None
 
     @property
     def alive(self) -> bool:
@@ -69,6 +72,7 @@ class Worker:
             except OSError as exc:
                 raise WorkerStartError(f"cannot start worker {self.spec.command[0]}: {exc}") from None
             self._proc = proc
+            self._started_at, self.init_seconds = time.monotonic(), None
             threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> None:
@@ -87,6 +91,8 @@ class Worker:
                 raise WorkerStartError(self._failure_text())
             if time.monotonic() > deadline:
                 raise WorkerStartError(f"worker {self.index} did not finish init within {timeout:.0f} s")
+        if self.init_seconds is None:
+            self.init_seconds = time.monotonic() - self._started_at
 
     def _failure_text(self) -> str:
         if self.api.init_error is not None:

@@ -12,8 +12,10 @@ differences from the SDK's own serverless server:
   400 naming the field (the SDK answers 500 with ``str()`` of the Python exception, e.g. ``'event'``);
 * a wrongly typed action field (pydantic validation of the SDK request model): 400 naming the
   field path, before any stream starts (the SDK streams a ``ValidationError`` session error);
-* an unknown ``data.action`` or a non-model ``data.type``: 400 ``UnknownActionError`` (the SDK
-  streams only ``end``, which callers cannot tell from an empty success);
+* an unknown ``data.action`` or a non-model ``data.type``: 400 ``UnknownActionError`` naming the
+  field, never the value (the SDK streams only ``end``, which callers cannot tell from an empty success);
+* JSON nested too deeply, or a string with a lone surrogate escape: 400 (the SDK answers 500, or
+  200 and a stream cut without ``end``);
 * body over ``DIFY_LAMBDA_MAX_BODY_BYTES``: 413; wrong method: 405; unknown path: 404 (JSON, not Flask HTML);
 * the request ``Content-Type`` is not checked (Flask's ``get_json`` requires ``application/json``).
 """

@@ -8,6 +8,7 @@ Everything here is plain Python (no ``dify_plugin``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ from dify_lambda.handlers.errors import InvalidRequestError, UnknownActionError
 __all__ = ["Invocation", "Outcome", "PluginRuntime", "parse_envelope"]
 
 _OPTIONAL_STRINGS = ("conversation_id", "message_id", "app_id", "endpoint_id")
+#: A ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into decoded JSON from UTF-8.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +78,43 @@ def _load_json(body: bytes) -> Any:
         raise InvalidRequestError("request body is empty; expected a JSON request envelope")
     try:
         # RFC 8259: JSON on the wire is UTF-8 (json.loads(bytes) would also guess UTF-16/32).
-        return json.loads(body.decode("utf-8"))
+        doc = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRequestError("request body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise InvalidRequestError("request body nests JSON arrays or objects too deeply") from None
+    if _SURROGATE_ESCAPE.search(body):
+        _check_encodable(doc)
+    return doc
+
+
+def _check_encodable(doc: Any) -> None:
+    """Refuse strings holding a lone surrogate: no answer line that echoes them could be UTF-8."""
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        where = "a string"
+        if isinstance(doc, dict):
+            for key in ("session_id", *_OPTIONAL_STRINGS):
+                value = doc.get(key)
+                if isinstance(value, str) and not _encodable(value):
+                    where = f"field '{key}'"
+                    break
+        raise InvalidRequestError(
+            f"request body has {where} with a lone UTF-16 surrogate escape, which is not valid Unicode"
+        ) from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _require_str(obj: Mapping[str, Any], key: str, where: str) -> str:
@@ -91,10 +124,6 @@ def _require_str(obj: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(f"field '{where}{key}' must be a string, got {_kind(value)}")
     return value
-
-
-def _short(value: str) -> str:
-    return repr(value[:64] + ("..." if len(value) > 64 else ""))
 
 
 def parse_envelope(body: bytes) -> Invocation:
@@ -123,10 +152,11 @@ def parse_envelope(body: bytes) -> Invocation:
         raise InvalidRequestError(f"field 'context' must be an object or null, got {_kind(context)}")
     access_type = _require_str(data, "type", "data.")
     if access_type != "model":
-        raise UnknownActionError(
-            f"data.type {_short(access_type)} is not served: this handler runs model plugins (type 'model')"
-        )
+        # Never the value itself: messages name fields, not what a caller put in them.
+        raise UnknownActionError("data.type is not served: this handler runs model plugins (type 'model')")
     action = _require_str(data, "action", "data.")
     if action not in wire.MODEL_ACTIONS:
-        raise UnknownActionError(f"unknown model action {_short(action)} in data.action")
+        raise UnknownActionError(
+            f"data.action is not a model action (expected one of: {', '.join(sorted(wire.MODEL_ACTIONS))})"
+        )
     return Invocation(session_id=session_id, action=action, data=data, context=context, **optional)

@@ -84,7 +84,9 @@ def from_function_url_event(event: Mapping[str, Any], *, max_body_bytes: int) ->
         except (binascii.Error, ValueError):
             raise RequestError("request body is marked base64 but is not valid base64", status=400) from None
     else:
-        body = raw_body.encode()
+        # A lone surrogate in the event's body text stays bytes that are not UTF-8, which the
+        # envelope parser refuses with a 400 (a plain encode() would raise: a 500).
+        body = raw_body.encode("utf-8", "surrogatepass")
     if len(body) > max_body_bytes:
         raise RequestError(f"request body of {len(body)} bytes exceeds {max_body_bytes} bytes", status=413)
     authorizer = ctx.get("authorizer") if isinstance(ctx, Mapping) else None

@@ -9,8 +9,9 @@ serverless server writes. The per-request loop mirrors ``Plugin._execute_request
 ``IOServer._execute_request_in_thread`` as a generator: items are yielded the moment the plugin
 produces them, in the caller's greenlet, with no thread or queue hop.
 
-Byte-exactness was verified against one SDK line only, so the version is guarded
-(:data:`SUPPORTED_SDK`); anything else fails init with :class:`UnsupportedSdkError`.
+That loop is the same in every release since 0.2.0; what differs between releases is adapted
+by :mod:`dify_lambda.handlers.sdk_versions` (served actions, ``Session`` arguments, the error's
+``traceback``). Releases outside :data:`SUPPORTED_SDK` fail init with :class:`UnsupportedSdkError`.
 """
 
 from __future__ import annotations
@@ -28,15 +29,21 @@ from typing import Any
 from dify_lambda import wire
 from dify_lambda.errors import PluginLoadError
 from dify_lambda.handlers.dispatch import Invocation, Outcome
-from dify_lambda.handlers.errors import InvalidRequestError, UnsupportedSdkError
+from dify_lambda.handlers.errors import InvalidRequestError, UnknownActionError, UnsupportedSdkError
 from dify_lambda.handlers.sdk_import import load_sdk_plugin
+from dify_lambda.handlers.sdk_versions import SUPPORTED_SDK, SdkProfile, check_sdk_version
 
-__all__ = ["EXECUTOR_METHODS", "SUPPORTED_SDK", "SdkPluginRuntime", "check_sdk_version"]
-
-#: Inclusive lower, exclusive upper bound of the ``dify_plugin`` versions reproduced byte for byte.
-SUPPORTED_SDK = ((0, 10), (0, 11))
+__all__ = [
+    "EXECUTOR_METHODS",
+    "SUPPORTED_SDK",
+    "SdkPluginRuntime",
+    "UnsupportedSdkError",
+    "check_sdk_version",
+]
 
 #: Action → ``PluginExecutor`` method, as the SDK's ``Plugin._register_request_routes`` maps them.
+#: A release routes exactly the actions whose method its executor has (older ones lack polling
+#: and the multimodal actions); the others it answers with ``end`` only, the handler with 400.
 EXECUTOR_METHODS: dict[str, str] = {
     "invoke_llm": "invoke_llm",
     "start_polling": "start_llm_polling",
@@ -61,20 +68,6 @@ assert set(EXECUTOR_METHODS) == set(wire.MODEL_ACTIONS)
 _QUOTING_ERRORS = frozenset({"value_error", "assertion_error"})
 
 
-def check_sdk_version(version: str) -> None:
-    """Raise :class:`UnsupportedSdkError` unless ``version`` is inside :data:`SUPPORTED_SDK`."""
-    try:
-        major_minor = tuple(int(p) for p in version.split(".")[:2])
-    except ValueError:
-        major_minor = ()
-    low, high = SUPPORTED_SDK
-    if len(major_minor) != 2 or not low <= major_minor < high:
-        raise UnsupportedSdkError(
-            f"dify_plugin {version} is not supported: this handler reproduces the wire format of "
-            f"dify_plugin >={low[0]}.{low[1]},<{high[0]}.{high[1]}; rebuild the function with a supported SDK"
-        )
-
-
 def describe_validation_error(action: str, errors: list[dict[str, Any]]) -> str:
     """One line naming the first bad field path, without quoting payload values."""
     first = errors[0]
@@ -94,11 +87,20 @@ class _Route:
 class SdkPluginRuntime:
     """One plugin, loaded once per process, executing requests through the SDK."""
 
-    def __init__(self, *, plugin_id: str, sdk_version: str, routes: dict[str, _Route], sdk: Any) -> None:
+    def __init__(
+        self,
+        *,
+        plugin_id: str,
+        sdk_version: str,
+        routes: dict[str, _Route],
+        sdk: Any,
+        profile: SdkProfile | None = None,
+    ) -> None:
         self._plugin_id = plugin_id
         self.sdk_version = sdk_version
         self._routes = routes
         self._sdk = sdk
+        self._profile = profile or SdkProfile.of(sdk_version)
 
     @property
     def plugin_id(self) -> str:
@@ -114,15 +116,26 @@ class SdkPluginRuntime:
             version = metadata.version("dify_plugin")
         except metadata.PackageNotFoundError:
             raise UnsupportedSdkError("dify_plugin is not installed next to the handler") from None
-        check_sdk_version(version)
+        profile = SdkProfile.of(version)
         os.chdir(root)
         if sys.path[:1] != [str(root)]:
             sys.path.insert(0, str(root))
         env, registration, executor, sdk = load_sdk_plugin(root, _Sdk.import_)
         config = registration.configuration
-        routes = {action: _route(executor, name) for action, name in EXECUTOR_METHODS.items()}
+        routes = {
+            action: _route(executor, name)
+            for action, name in EXECUTOR_METHODS.items()
+            if getattr(executor, name, None) is not None
+        }
         sdk.env = env
-        runtime = cls(plugin_id=f"{config.author}/{config.name}", sdk_version=version, routes=routes, sdk=sdk)
+        sdk.session_arguments = _session_arguments(sdk.Session)
+        runtime = cls(
+            plugin_id=f"{config.author}/{config.name}",
+            sdk_version=version,
+            routes=routes,
+            sdk=sdk,
+            profile=profile,
+        )
         runtime._warm_up()
         return runtime
 
@@ -131,7 +144,13 @@ class SdkPluginRuntime:
         self._session(Invocation(session_id="warm-up", action="invoke_llm", data={}), self._sdk.LineWriter())
 
     def prepare(self, action: str, data: dict[str, Any]) -> object:
-        route = self._routes[action]
+        route = self._routes.get(action)
+        if route is None:
+            # The SDK of this release has no route for it and would answer with ``end`` only.
+            raise UnknownActionError(
+                f"model action {action} is not served by dify_plugin {self.sdk_version[:40]}, "
+                "which this function was built with"
+            )
         try:
             return route.model(**data)
         except self._sdk.ValidationError as exc:
@@ -147,20 +166,23 @@ class SdkPluginRuntime:
 
     def _session(self, inv: Invocation, writer: Any) -> Any:
         sdk, env = self._sdk, self._sdk.env
-        return sdk.Session(
-            session_id=inv.session_id,
-            executor=sdk.pool,
-            reader=sdk.reader,
-            writer=writer,
-            install_method=env.INSTALL_METHOD,
-            dify_plugin_daemon_url=env.DIFY_PLUGIN_DAEMON_URL,
-            conversation_id=inv.conversation_id,
-            message_id=inv.message_id,
-            app_id=inv.app_id,
-            endpoint_id=inv.endpoint_id,
-            context=inv.context,
-            max_invocation_timeout=env.MAX_INVOCATION_TIMEOUT,
-        )
+        arguments = {
+            "session_id": inv.session_id,
+            "executor": sdk.pool,
+            "reader": sdk.reader,
+            "writer": writer,
+            "install_method": env.INSTALL_METHOD,
+            "dify_plugin_daemon_url": env.DIFY_PLUGIN_DAEMON_URL,
+            "conversation_id": inv.conversation_id,
+            "message_id": inv.message_id,
+            "app_id": inv.app_id,
+            "endpoint_id": inv.endpoint_id,
+            "context": inv.context,
+            "max_invocation_timeout": getattr(env, "MAX_INVOCATION_TIMEOUT", None),
+        }
+        # Each release's _execute_request passes what its Session accepts (context from 0.4,
+        # max_invocation_timeout from 0.5).
+        return sdk.Session(**{k: v for k, v in arguments.items() if k in sdk.session_arguments})
 
     def run(self, invocation: Invocation, prepared: object, outcome: Outcome) -> Iterator[bytes]:
         writer = self._sdk.LineWriter()
@@ -180,7 +202,7 @@ class SdkPluginRuntime:
                 else:
                     yield line(sid, writer.stream_object(result)).encode()
         except Exception as exc:
-            args = {"traceback": traceback.format_exc()}
+            args = {"traceback": traceback.format_exc()} if self._profile.error_traceback else {}
             if isinstance(exc, self._sdk.InvokeError):
                 args["description"] = exc.description
             outcome.error_type = type(exc).__name__
@@ -199,6 +221,13 @@ class SdkPluginRuntime:
         if writer.pending:
             yield from writer.drain()
         yield line(sid, writer.stream_end_object()).encode()
+
+
+def _session_arguments(session: Any) -> frozenset[str]:
+    parameters = inspect.signature(session.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        raise UnsupportedSdkError("dify_plugin's Session takes **kwargs; its arguments cannot be matched")
+    return frozenset(parameters) - {"self"}
 
 
 def _route(executor: Any, name: str) -> _Route:
@@ -225,6 +254,7 @@ class _Sdk:
     InvokeError: Any
     ValidationError: Any
     LineWriter: Any
+    session_arguments: frozenset[str]
     pool: Any
     reader: Any
     env: Any

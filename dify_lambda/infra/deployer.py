@@ -1,9 +1,9 @@
 """Create or update one plugin function, publish a version and serve it from the ``live`` alias.
 
-Steps: name → role → code (inline or S3) → create/update → wait → publish → alias → URL →
-permissions. A deploy whose checksum tag, code hash and configuration already match changes
-nothing (status ``unchanged``). A failed first deploy deletes what it created; a failed update
-leaves the alias on the previous version, so callers keep being served.
+A deploy reads what exists (:mod:`~dify_lambda.infra.observe`), states what it wants
+(:func:`desired_state`), lets the pure planner decide the steps (:mod:`~dify_lambda.infra.plan`)
+and runs them (:mod:`~dify_lambda.infra.executor`). ``plan`` alone is the dry run. A failed run
+removes what it created; a failed update leaves ``live`` on the previous version.
 """
 
 from __future__ import annotations
@@ -14,21 +14,30 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dify_lambda.infra import access, inventory, versions
 from dify_lambda.infra.artifact import BuiltArtifact, Progress, no_progress
 from dify_lambda.infra.aws import AwsClients, error_code
-from dify_lambda.infra.code import DIRECT_UPLOAD_LIMIT, CodeSource, discard_code, prepare_code
+from dify_lambda.infra.code import DIRECT_UPLOAD_LIMIT
 from dify_lambda.infra.errors import DeployError
-from dify_lambda.infra.models import DeployedFunction, DeployOptions, DeployResult, RollbackResult
-from dify_lambda.infra.naming import function_name, validate_function_name
-from dify_lambda.infra.role import delete_role, ensure_role
-from dify_lambda.wire import ALIAS_NAME, TAG_AUTH, TAG_CHECKSUM, identity_tags
+from dify_lambda.infra.executor import Executor, code_provider
+from dify_lambda.infra.models import (
+    DeployedFunction,
+    DeployOptions,
+    DeployResult,
+    RemoveResult,
+    RollbackResult,
+)
+from dify_lambda.infra.naming import function_name, role_name, validate_function_name
+from dify_lambda.infra.observe import observe
+from dify_lambda.infra.plan import Desired, FunctionConfig, Plan, RemoteState, plan
+from dify_lambda.infra.role import delete_role, role_state
+from dify_lambda.wire import TAG_AUTH, identity_tags
 
-__all__ = ["Deployer"]
+__all__ = ["Deployer", "desired_state", "plugin_tags"]
 
 SECRET_VARIABLES = ("DIFY_LAMBDA_SECRET", "DIFY_LAMBDA_SECRET_ARN", "DIFY_LAMBDA_SECRET_PARAMETER")
-#: IAM is eventually consistent: a fresh role may not be assumable by Lambda for a few seconds.
-_ROLE_NOT_READY = "InvalidParameterValueException"
 
 
 def plugin_tags(artifact: BuiltArtifact, auth: str) -> dict[str, str]:
@@ -40,6 +49,60 @@ def plugin_tags(artifact: BuiltArtifact, auth: str) -> dict[str, str]:
         providers=artifact.providers,
     )
     return {**identity, TAG_AUTH: auth}
+
+
+def desired_environment(
+    artifact: BuiltArtifact,
+    options: DeployOptions,
+    current: Mapping[str, str],
+    new_secret: Callable[[], str],
+) -> dict[str, str]:
+    """The function's environment: the template's, the options', and the NONE-auth path secret."""
+    env = dict(artifact.settings.environment)
+    env.update(options.environment)
+    env["DIFY_LAMBDA_URL_AUTH"] = options.url_auth
+    if options.url_auth == "NONE":
+        if not any(env.get(v) for v in SECRET_VARIABLES):
+            # Keep the function's secret across redeploys (callers hold it); rotate on request.
+            kept = None if options.rotate_secret else current.get("DIFY_LAMBDA_SECRET")
+            env["DIFY_LAMBDA_SECRET"] = kept or new_secret()
+    elif "DIFY_LAMBDA_SECRET" not in options.environment:
+        # A path secret left over from NONE auth would keep working as a credential: drop it.
+        env.pop("DIFY_LAMBDA_SECRET", None)
+    return env
+
+
+def desired_state(
+    name: str,
+    artifact: BuiltArtifact,
+    options: DeployOptions,
+    remote: RemoteState,
+    *,
+    new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+) -> Desired:
+    """What ``name`` should look like for ``artifact`` deployed with ``options``."""
+    settings = artifact.settings
+    current_env = remote.latest.config.environment if remote.latest is not None else {}
+    config = FunctionConfig(
+        runtime=settings.runtime,
+        handler=settings.handler,
+        memory_mb=options.memory_mb or settings.memory_mb,
+        timeout_s=options.timeout_s or settings.timeout_s,
+        architectures=(settings.architecture,),
+        environment=desired_environment(artifact, options, current_env, new_secret),
+    )
+    return Desired(
+        name=name,
+        code_sha256=artifact.code_sha256(),
+        config=config,
+        tags=plugin_tags(artifact, options.url_auth),
+        url_auth=options.url_auth,
+        statements=tuple(access.desired_statements(options.url_auth, options.principals)),
+        description=artifact.unique_identifier,
+        role_arn=options.role_arn,
+        create_role=options.create_role,
+        keep=options.keep,
+    )
 
 
 class Deployer:
@@ -93,253 +156,68 @@ class Deployer:
 
     # --- deploy --------------------------------------------------------------------------------
 
+    def plan(self, artifact: BuiltArtifact, options: DeployOptions | None = None) -> tuple[Plan, Desired]:
+        """Read the current state and decide the steps, changing nothing (``deploy --dry-run``)."""
+        options = options or DeployOptions()
+        name = self.name_for(artifact, options)
+        try:
+            remote = observe(self.lam, self.clients.iam, name, check_role=not options.role_arn)
+        except ClientError as exc:
+            raise DeployError(
+                f"reading the state of {name} failed: {exc.operation_name} ({error_code(exc)})"
+            ) from exc
+        desired = desired_state(name, artifact, options, remote)
+        return plan(desired, remote), desired
+
     def deploy(
         self, artifact: BuiltArtifact, options: DeployOptions | None = None, progress: Progress = no_progress
     ) -> DeployResult:
-        """Create or update the function for ``artifact`` and point ``live`` at a new version."""
+        """Bring the function for ``artifact`` to the desired state and point ``live`` at it."""
         options = options or DeployOptions()
-        name = self.name_for(artifact, options)
+        the_plan, desired = self.plan(artifact, options)
+        name = desired.name
         progress(f"deploying {artifact.unique_identifier} as {name}")
-        current = self._get_function(name)
-        config = self._desired_config(artifact, options, current)
-        tags = plugin_tags(artifact, options.url_auth)
-        sha = artifact.code_sha256()
-        if current is not None and self._matches(current, sha, config, tags):
-            unchanged = self._unchanged_result(name, current, artifact, options, config)
-            if unchanged is not None:
-                progress(f"{name} is unchanged (checksum {artifact.checksum[:12]}, same code and settings)")
-                return unchanged
-        created_role = created_function = False
-        source: CodeSource | None = None
-        try:
-            role_arn = options.role_arn or (current or {}).get("Configuration", {}).get("Role")
-            if not role_arn:
-                if not options.create_role:
-                    raise DeployError(f"no execution role for {name}: pass --role-arn or allow creating one")
-                role_arn, created_role = ensure_role(self.clients.iam, name)
-                if created_role:
-                    progress(f"created execution role for {name}")
-            source = prepare_code(
-                self.clients.s3,
-                self.clients.sts,
+        if not the_plan.steps:
+            progress(f"{name} is unchanged (live is at a version with the same code and settings)")
+        executor = Executor(
+            self.clients,
+            code=code_provider(
+                self.clients,
                 artifact,
                 name,
-                region=self.clients.region,
                 bucket=self.bucket,
                 create_bucket=self.create_bucket,
                 limit=self.direct_upload_limit,
                 progress=progress,
-            )
-            if current is None:
-                progress(f"creating function {name} ({artifact.size / 1048576:.1f} MiB)")
-                self._create(name, role_arn, source, config, tags, retry_role=created_role)
-                created_function = True
-            else:
-                self._update(
-                    name,
-                    current=current,
-                    sha=sha,
-                    role_arn=role_arn,
-                    source=source,
-                    config=config,
-                    tags=tags,
-                    progress=progress,
-                )
-            self._wait(name, "creation" if created_function else "update", progress)
-            version = self.lam.publish_version(FunctionName=name, Description=artifact.unique_identifier)[
-                "Version"
-            ]
-            self._wait(name, f"version {version}", progress, qualifier=version)
-            previous = self._point_alias(name, version)
-            progress(f"published version {version}; alias {ALIAS_NAME} -> {version}")
-            url = access.ensure_url(self.lam, name, options.url_auth, progress)
-            access.ensure_permissions(self.lam, name, options.url_auth, options.principals, progress)
-        except Exception as exc:
-            if created_function:
-                self._delete_quietly(name)
-            if created_role:
-                delete_role(self.clients.iam, name)
-            if isinstance(exc, DeployError):
-                raise
-            raise DeployError(f"deploying {name} failed ({error_code(exc) or type(exc).__name__})") from exc
-        finally:
-            if source is not None:
-                discard_code(self.clients.s3, source)
+            ),
+            sleep=self.sleep,
+            poll_interval=self.poll_interval,
+            max_polls=self.max_polls,
+            role_retries=self.role_retries,
+            progress=progress,
+        )
+        outcome = executor.run(the_plan, desired)
+        described = self.describe(name)
+        version = outcome.version or (described.alias_version if described else None)
+        url = outcome.url or (described.url if described else None)
+        if version is None or url is None or described is None:
+            raise DeployError(f"{name}: the alias or the function URL is missing after the deploy")
         return DeployResult(
-            status="created" if created_function else "updated",
+            status=the_plan.status,  # type: ignore[arg-type]
             function_name=name,
-            function_arn=self._function_arn(name),
+            function_arn=described.function_arn,
             version=version,
-            previous_version=previous,
+            previous_version=the_plan.previous_version,
             url=url,
             url_auth=options.url_auth,
             plugin_id=artifact.plugin_id,
             unique_identifier=artifact.unique_identifier,
             checksum=artifact.checksum,
             providers=artifact.providers,
-            secret=config["Environment"]["Variables"].get("DIFY_LAMBDA_SECRET"),
+            secret=desired.config.environment.get("DIFY_LAMBDA_SECRET"),
+            steps=tuple(the_plan.describe()),
+            pruned=tuple(outcome.pruned),
         )
-
-    def _desired_config(
-        self, artifact: BuiltArtifact, options: DeployOptions, current: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        settings = artifact.settings
-        env = dict(settings.environment)
-        env.update(options.environment)
-        env["DIFY_LAMBDA_URL_AUTH"] = options.url_auth
-        if options.url_auth == "NONE":
-            if not any(env.get(v) for v in SECRET_VARIABLES):
-                # Keep the function's secret across redeploys (callers hold it); rotate on request.
-                old = ((current or {}).get("Configuration", {}).get("Environment") or {}).get(
-                    "Variables"
-                ) or {}
-                env["DIFY_LAMBDA_SECRET"] = (
-                    old.get("DIFY_LAMBDA_SECRET") if not options.rotate_secret else None
-                ) or secrets.token_urlsafe(32)
-        elif "DIFY_LAMBDA_SECRET" not in options.environment:
-            # A path secret left over from NONE auth would keep working as a credential: drop it.
-            env.pop("DIFY_LAMBDA_SECRET", None)
-        return {
-            "Runtime": settings.runtime,
-            "Handler": settings.handler,
-            "MemorySize": options.memory_mb or settings.memory_mb,
-            "Timeout": options.timeout_s or settings.timeout_s,
-            "Architectures": [settings.architecture],
-            "Environment": {"Variables": env},
-        }
-
-    @staticmethod
-    def _matches(
-        current: Mapping[str, Any], sha: str, config: Mapping[str, Any], tags: Mapping[str, str]
-    ) -> bool:
-        cfg = current["Configuration"]
-        if (
-            cfg.get("CodeSha256") != sha
-            or (current.get("Tags") or {}).get(TAG_CHECKSUM) != tags[TAG_CHECKSUM]
-        ):
-            return False
-        if any((current.get("Tags") or {}).get(k) != v for k, v in tags.items()):
-            return False
-        keys = ("Runtime", "Handler", "MemorySize", "Timeout", "Architectures")
-        if any(cfg.get(k) != config[k] for k in keys):
-            return False
-        env = (cfg.get("Environment") or {}).get("Variables") or {}
-        return bool(env == config["Environment"]["Variables"])
-
-    def _unchanged_result(
-        self,
-        name: str,
-        current: Mapping[str, Any],
-        artifact: BuiltArtifact,
-        options: DeployOptions,
-        config: Mapping[str, Any],
-    ) -> DeployResult | None:
-        """The result for an identical redeploy, or None when alias/URL/permissions need repair."""
-        described = self.describe(name)
-        if described is None or described.alias_version is None or described.url is None:
-            return None
-        wanted = {s.sid for s in access.desired_statements(options.url_auth, options.principals)}
-        if access.current_sids(self.lam, name) != wanted:
-            return None
-        return DeployResult(
-            status="unchanged",
-            function_name=name,
-            function_arn=current["Configuration"]["FunctionArn"],
-            version=described.alias_version,
-            previous_version=described.alias_version,
-            url=described.url,
-            url_auth=options.url_auth,
-            plugin_id=artifact.plugin_id,
-            unique_identifier=artifact.unique_identifier,
-            checksum=artifact.checksum,
-            providers=artifact.providers,
-            secret=config["Environment"]["Variables"].get("DIFY_LAMBDA_SECRET"),
-        )
-
-    def _create(
-        self,
-        name: str,
-        role_arn: str,
-        source: CodeSource,
-        config: Mapping[str, Any],
-        tags: Mapping[str, str],
-        *,
-        retry_role: bool,
-    ) -> None:
-        attempts = self.role_retries if retry_role else 1
-        for attempt in range(attempts):
-            try:
-                self.lam.create_function(
-                    FunctionName=name,
-                    Role=role_arn,
-                    Code=source.lambda_args(),
-                    Publish=False,
-                    PackageType="Zip",
-                    Tags=dict(tags),
-                    **config,
-                )
-                return
-            except Exception as exc:
-                if error_code(exc) != _ROLE_NOT_READY or attempt == attempts - 1:
-                    raise
-                self.sleep(self.poll_interval)
-
-    def _update(
-        self,
-        name: str,
-        *,
-        current: Mapping[str, Any],
-        sha: str,
-        role_arn: str,
-        source: CodeSource,
-        config: Mapping[str, Any],
-        tags: Mapping[str, str],
-        progress: Progress,
-    ) -> None:
-        cfg = current["Configuration"]
-        if cfg.get("CodeSha256") != sha or cfg.get("Architectures") != config["Architectures"]:
-            progress(f"updating code of {name}")
-            self.lam.update_function_code(
-                FunctionName=name, Architectures=config["Architectures"], **source.lambda_args()
-            )
-            self._wait(name, "code update", progress)
-        settings = {k: v for k, v in config.items() if k != "Architectures"}
-        progress(f"updating configuration of {name}")
-        self.lam.update_function_configuration(FunctionName=name, Role=role_arn, **settings)
-        self.lam.tag_resource(Resource=cfg["FunctionArn"], Tags=dict(tags))
-
-    def _point_alias(self, name: str, version: str) -> str | None:
-        try:
-            previous: str = self.lam.get_alias(FunctionName=name, Name=ALIAS_NAME)["FunctionVersion"]
-        except self.lam.exceptions.ResourceNotFoundException:
-            self.lam.create_alias(FunctionName=name, Name=ALIAS_NAME, FunctionVersion=version)
-            return None
-        if previous != version:
-            self.lam.update_alias(FunctionName=name, Name=ALIAS_NAME, FunctionVersion=version)
-        return previous
-
-    def _wait(self, name: str, what: str, progress: Progress, *, qualifier: str | None = None) -> None:
-        versions.wait_ready(
-            self.lam,
-            name,
-            what,
-            progress,
-            qualifier=qualifier,
-            sleep=self.sleep,
-            interval=self.poll_interval,
-            max_polls=self.max_polls,
-        )
-
-    def _get_function(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.lam.get_function(FunctionName=name)
-        except self.lam.exceptions.ResourceNotFoundException:
-            return None
-        return found
-
-    def _function_arn(self, name: str) -> str:
-        arn: str = self.lam.get_function_configuration(FunctionName=name)["FunctionArn"]
-        return arn
 
     # --- rollback and removal ------------------------------------------------------------------
 
@@ -347,12 +225,40 @@ class Deployer:
         """Point ``live`` at the newest published version older than its current one."""
         return versions.rollback(self.lam, validate_function_name(name), progress)
 
+    def remove(self, name: str, *, progress: Progress = no_progress) -> RemoveResult:
+        """Delete a managed function (versions, alias, URL and permissions go with it) and its role
+        when dify-lambda created it. A function without the managed tag is refused."""
+        validate_function_name(name)
+        found = self.describe(name)
+        if found is None:
+            if self._get_function(name) is not None:
+                raise DeployError(f"function {name} is not managed by dify-lambda: not removing it")
+            raise DeployError(f"function {name} does not exist")
+        configured = (self._get_function(name) or {}).get("Configuration", {}).get("Role", "")
+        # Only the role named for this function can be ours; a role given with --role-arn is not looked at.
+        ours = str(configured).rsplit("/", 1)[-1] == role_name(name)
+        role = role_state(self.clients.iam, name) if ours else None
+        self.lam.delete_function(FunctionName=name)
+        progress(f"deleted function {name} with its versions, alias, URL and permissions")
+        removed_role = None
+        if role is not None and role.exists and role.managed:
+            delete_role(self.clients.iam, name)
+            removed_role = role.name
+            progress(f"deleted execution role {role.name}")
+        return RemoveResult(
+            function_name=name, plugin_id=found.plugin_id, url=found.url, role_removed=removed_role
+        )
+
     def delete(self, name: str, *, remove_role: bool = False) -> None:
         """Delete the function (versions, alias and URL go with it) and optionally its role."""
-        self._delete_quietly(name)
+        with contextlib.suppress(self.lam.exceptions.ResourceNotFoundException):
+            self.lam.delete_function(FunctionName=name)
         if remove_role:
             delete_role(self.clients.iam, name)
 
-    def _delete_quietly(self, name: str) -> None:
-        with contextlib.suppress(self.lam.exceptions.ResourceNotFoundException):
-            self.lam.delete_function(FunctionName=name)
+    def _get_function(self, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.lam.get_function(FunctionName=name)
+        except self.lam.exceptions.ResourceNotFoundException:
+            return None
+        return found

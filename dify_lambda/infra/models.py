@@ -13,6 +13,7 @@ __all__ = [
     "DeployOptions",
     "DeployResult",
     "DeployedFunction",
+    "RemoveResult",
     "RollbackResult",
     "UrlAuth",
 ]
@@ -46,6 +47,8 @@ class DeployOptions:
     per_checksum_name: bool = False
     #: Generate a new secret even when the function already has one (NONE auth).
     rotate_secret: bool = False
+    #: Keep only this many newest published versions (never the one ``live`` points at).
+    keep: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,10 @@ class DeployResult:
     providers: tuple[str, ...] = ()
     #: The path-prefix secret for NONE URLs (never printed by the CLI).
     secret: str | None = field(default=None, repr=False)
+    #: What the deploy did, one line per step (empty when unchanged).
+    steps: tuple[str, ...] = ()
+    #: Old versions deleted by ``keep``.
+    pruned: tuple[str, ...] = ()
 
     @property
     def alias_arn(self) -> str:
@@ -104,6 +111,16 @@ class DeployedFunction:
             return None
         base = self.url.rstrip("/")
         return f"{base}/{self.secret}" if self.url_auth == "NONE" and self.secret else base
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    """What ``rm`` removed."""
+
+    function_name: str
+    plugin_id: str
+    url: str | None
+    role_removed: str | None
 
 
 @dataclass(frozen=True, slots=True)

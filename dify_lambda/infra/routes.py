@@ -27,10 +27,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 __all__ = [
+    "check_route_file",
     "deployment_entry",
     "merge_route",
     "publish_to_file",
     "publish_to_ssm",
+    "remove_from_file",
+    "remove_from_ssm",
+    "remove_route",
     "secret_env_name",
 ]
 
@@ -109,12 +113,42 @@ def _dump(doc: dict[str, Any], path: Path) -> str:
     return str(yaml.safe_dump(doc, sort_keys=False))
 
 
-def publish_to_file(
-    path: str | os.PathLike[str], result: DeployResult, *, secret_env: str | None = None
-) -> Path:
-    """Merge the deploy into the route file at ``path`` (YAML unless it ends in ``.json``)."""
+def check_route_file(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`RoutePublishError` when ``path`` exists but is not a valid route table."""
     file = Path(path)
-    doc = merge_route(_load_file(file), result.plugin_id, deployment_entry(result, secret_env=secret_env))
+    if file.exists() and not file.is_file():
+        raise RoutePublishError(f"{file}: not a file")
+    doc = _load_file(file)
+    if doc is not None:
+        try:
+            parse_route_table(doc, source=str(file))
+        except RouterError as exc:
+            raise RoutePublishError(f"{file}: not a valid route table ({exc})") from exc
+
+
+def remove_route(document: dict[str, Any], plugin_id: str, url: str) -> dict[str, Any] | None:
+    """``document`` without the deployment at ``url`` of ``plugin_id`` (None when it had none).
+
+    A plugin left with no deployment loses its route entirely (overrides included): they would
+    point nowhere.
+    """
+    routes = dict(document.get("routes") or {})
+    route = routes.get(plugin_id)
+    if not isinstance(route, dict):
+        return None
+    deployments = [
+        d for d in route.get("deployments") or [] if not (isinstance(d, dict) and d.get("url") == url)
+    ]
+    if len(deployments) == len(route.get("deployments") or []):
+        return None
+    if deployments:
+        routes[plugin_id] = {**route, "deployments": deployments}
+    else:
+        del routes[plugin_id]
+    return {**document, "routes": routes}
+
+
+def _write_file(file: Path, doc: dict[str, Any]) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     # Write to a sibling temp file and rename: a reader never sees half a table.
     fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
@@ -125,6 +159,51 @@ def publish_to_file(
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise RoutePublishError(f"{file}: cannot write the route table ({exc.strerror or exc})") from exc
+
+
+def remove_from_file(path: str | os.PathLike[str], plugin_id: str, url: str) -> bool:
+    """Remove ``plugin_id``'s deployment at ``url`` from the route file; True if it was there."""
+    file = Path(path)
+    doc = _load_file(file)
+    changed = remove_route(doc, plugin_id, url) if doc is not None else None
+    if changed is None:
+        return False
+    _write_file(file, changed)
+    return True
+
+
+def remove_from_ssm(ssm: SSMClient, name: str, plugin_id: str, url: str) -> bool:
+    """Remove ``plugin_id``'s deployment at ``url`` from the SSM route table; True if it was there."""
+    try:
+        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        doc = json.loads(value)
+    except ssm.exceptions.ParameterNotFound:
+        return False
+    except json.JSONDecodeError as exc:
+        raise RoutePublishError(f"SSM parameter {name}: value is not JSON") from exc
+    changed = remove_route(doc, plugin_id, url) if isinstance(doc, dict) else None
+    if changed is None:
+        return False
+    body = json.dumps(changed, separators=(",", ":"))
+    tier: Literal["Standard", "Advanced"] = (
+        "Standard" if len(body.encode()) <= SSM_STANDARD_LIMIT else "Advanced"
+    )
+    try:
+        ssm.put_parameter(Name=name, Value=body, Type="String", Overwrite=True, Tier=tier)
+    except Exception as exc:
+        raise RoutePublishError(
+            f"SSM parameter {name}: put_parameter failed ({error_code(exc) or exc})"
+        ) from exc
+    return True
+
+
+def publish_to_file(
+    path: str | os.PathLike[str], result: DeployResult, *, secret_env: str | None = None
+) -> Path:
+    """Merge the deploy into the route file at ``path`` (YAML unless it ends in ``.json``)."""
+    file = Path(path)
+    doc = merge_route(_load_file(file), result.plugin_id, deployment_entry(result, secret_env=secret_env))
+    _write_file(file, doc)
     return file
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from dify_lambda.infra.artifact import Progress
 from dify_lambda.infra.errors import DeployError, NoPreviousVersionError, WaitTimeoutError
 from dify_lambda.infra.models import RollbackResult
-from dify_lambda.wire import ALIAS_NAME
+from dify_lambda.wire import ALIAS_NAME, TAG_CHECKSUM, TAG_UNIQUE_IDENTIFIER
 
 __all__ = ["published_versions", "rollback", "wait_ready"]
 
@@ -65,4 +65,25 @@ def rollback(lam: Any, name: str, progress: Progress) -> RollbackResult:
     target = str(max(older))
     lam.update_alias(FunctionName=name, Name=ALIAS_NAME, FunctionVersion=target)
     progress(f"alias {ALIAS_NAME} of {name}: {current} -> {target}")
+    _retag_identity(lam, name, target)
     return RollbackResult(function_name=name, from_version=current, to_version=target)
+
+
+def _retag_identity(lam: Any, name: str, version: str) -> None:
+    """Make the identity tags describe the version ``live`` now serves.
+
+    The deployer writes the unique identifier into each version's description; ``ls``, the
+    connector's lookups and tag-based routing read the tags, which would otherwise keep naming the
+    newer package. A later deploy of that package re-tags (the planner sees the difference).
+    """
+    cfg = lam.get_function_configuration(FunctionName=name, Qualifier=version)
+    identifier = str(cfg.get("Description") or "")
+    head, sep, checksum = identifier.rpartition("@")
+    if not sep or not head or not checksum:
+        return  # not published by dify-lambda's deployer: leave the tags alone
+    lam.tag_resource(
+        Resource=cfg["FunctionArn"].rsplit(":", 1)[0]
+        if cfg["FunctionArn"].endswith(f":{version}")
+        else cfg["FunctionArn"],
+        Tags={TAG_UNIQUE_IDENTIFIER: identifier, TAG_CHECKSUM: checksum},
+    )

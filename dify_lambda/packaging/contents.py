@@ -11,11 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dify_lambda.packaging.errors import ManifestError, UnsupportedRunnerError
-from dify_lambda.packaging.ignore import glob_regex
-from dify_lambda.packaging.limits import ReadLimits
+from dify_lambda.packaging.limits import (
+    MAX_MODEL_MATCH_STEPS,
+    MAX_MODEL_PATTERNS,
+    MAX_PATTERN_CHARS,
+    ReadLimits,
+)
 from dify_lambda.packaging.manifest import (
     MODEL_TYPE_KEYS,
-    SUPPORTED_PYTHON_VERSIONS,
     CredentialFormSchema,
     I18n,
     Manifest,
@@ -24,6 +27,7 @@ from dify_lambda.packaging.manifest import (
     load_yaml,
     validate_model,
 )
+from dify_lambda.packaging.pathmatch import MalformedPatternError, compile_model_glob
 from dify_lambda.packaging.providers import CredentialField, ModelProviderSpec, PredefinedModel
 from dify_lambda.packaging.zipread import check_entry_name
 
@@ -42,6 +46,8 @@ class PluginContents:
     providers: list[ModelProviderSpec]
     #: kind -> YAML paths, for the plugin kinds dify-lambda does not serve.
     other_kinds: dict[str, list[str]]
+    #: One line each: what the SDK and the daemon accept but is probably a mistake.
+    warnings: tuple[str, ...] = ()
 
 
 class _Checker:
@@ -49,6 +55,9 @@ class _Checker:
         self.files = files
         self.name = name
         self.limits = limits
+        self.warnings: list[str] = []
+        #: Path characters scanned by predefined-model patterns so far (see MAX_MODEL_MATCH_STEPS).
+        self.match_steps = 0
 
     def yaml(self, path: str) -> object:
         return load_yaml(self.files[path], path, max_bytes=self.limits.max_yaml_bytes)
@@ -81,20 +90,15 @@ class _Checker:
 
 
 def _check_runner(manifest: Manifest, files: Mapping[str, bytes]) -> None:
+    # meta.runner.version is not checked: the SDK and the daemon accept any text there, and the
+    # builder chooses the Lambda Python (see docs/limits.md).
     runner = manifest.meta.runner
     if runner.language != "python":
         raise UnsupportedRunnerError(
-            f"{MANIFEST_FILE}: meta.runner.language {runner.language!r} is not supported; only python is"
-        )
-    if runner.version not in SUPPORTED_PYTHON_VERSIONS:
-        raise UnsupportedRunnerError(
-            f"{MANIFEST_FILE}: meta.runner.version {runner.version!r} is not supported; "
-            f"supported: {', '.join(SUPPORTED_PYTHON_VERSIONS)}"
+            f"{MANIFEST_FILE}: meta.runner.language is not supported; only python is"
         )
     if not _MODULE_RE.match(runner.entrypoint):
-        raise ManifestError(
-            f"{MANIFEST_FILE}: meta.runner.entrypoint {runner.entrypoint!r} is not a module name"
-        )
+        raise ManifestError(f"{MANIFEST_FILE}: meta.runner.entrypoint is not a Python module name")
     module = runner.entrypoint.replace(".", "/")
     if f"{module}.py" not in files and f"{module}/__init__.py" not in files:
         raise ManifestError(
@@ -107,9 +111,37 @@ def _credentials(schemas: list[CredentialFormSchema]) -> tuple[CredentialField, 
     return tuple(CredentialField(s.variable, s.type, s.required, s.label.en_US) for s in schemas)
 
 
+def _expand(check: _Checker, pattern: str, yaml_path: str, where: str) -> list[str]:
+    """Files a predefined-model pattern selects, as the SDK's ``Path.cwd().glob`` would, sorted."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ManifestError(f"{yaml_path}: {where}: pattern longer than {MAX_PATTERN_CHARS} characters")
+    # pathlib refuses absolute patterns; ".." would leave the plugin root.
+    if pattern.startswith("/") or ".." in pattern.split("/"):
+        raise ManifestError(f"{yaml_path}: {where}: pattern must stay inside the plugin directory")
+    try:
+        glob = compile_model_glob(pattern)
+    except MalformedPatternError as exc:
+        raise ManifestError(f"{yaml_path}: {where}: malformed pattern: it {exc}") from None
+    candidates = [p for p in check.files if p.startswith(glob.prefix)]
+    # One step per path character and per 64 pattern characters (a word of the NFA's bit set).
+    check.match_steps += (1 + len(pattern) // 64) * sum(len(p) for p in candidates)
+    if check.match_steps > MAX_MODEL_MATCH_STEPS:
+        raise ManifestError(
+            f"{yaml_path}: {where}: predefined-model patterns need more than "
+            f"{MAX_MODEL_MATCH_STEPS} matching steps"
+        )
+    # Matched position files are ordering lists, kept apart by the caller as the SDK does.
+    return sorted(p for p in candidates if glob.match(p))
+
+
 def _provider(check: _Checker, path: str, field: str) -> ModelProviderSpec:
     yaml_path = check.ref(path, MANIFEST_FILE, field)
     spec = validate_model(ProviderYaml, check.yaml(yaml_path), yaml_path)
+    patterns = sum(len(group.predefined) for group in spec.models.values())
+    if patterns > MAX_MODEL_PATTERNS:
+        raise ManifestError(
+            f"{yaml_path}: {patterns} predefined-model patterns, over the limit of {MAX_MODEL_PATTERNS}"
+        )
     for icon_field in ("icon_small", "icon_large", "icon_small_dark", "icon_large_dark"):
         check.i18n_asset(getattr(spec, icon_field), yaml_path, icon_field)
     python = spec.extra.python
@@ -125,10 +157,10 @@ def _provider(check: _Checker, path: str, field: str) -> ModelProviderSpec:
         found: list[PredefinedModel] = []
         for i, pattern in enumerate(group.predefined):
             where = f"models.{key}.predefined[{i}]"
-            regex = glob_regex(pattern.removeprefix("./"))
-            matched = sorted(p for p in check.files if regex.match(p))
+            matched = _expand(check, pattern, yaml_path, where)
             if not matched:
-                raise ManifestError(f"{yaml_path}: {where}: {pattern!r} matches no file")
+                # The SDK's pathlib glob and the daemon's filepath.Match both accept this.
+                check.warnings.append(f"{yaml_path}: {where}: pattern matches no file")
             for model_file in matched:
                 doc = check.yaml(model_file)
                 if model_file.endswith("_position.yaml"):
@@ -183,4 +215,6 @@ def validate_contents(files: Mapping[str, bytes], name: str, limits: ReadLimits)
         paths: list[str] = getattr(manifest.plugins, kind)
         if paths:
             other[kind] = [check.ref(p, MANIFEST_FILE, f"plugins.{kind}[{i}]") for i, p in enumerate(paths)]
-    return PluginContents(manifest=manifest, providers=providers, other_kinds=other)
+    return PluginContents(
+        manifest=manifest, providers=providers, other_kinds=other, warnings=tuple(check.warnings)
+    )

@@ -8,6 +8,7 @@ entry, field or flag at fault.
 from __future__ import annotations
 
 from dify_lambda.errors import (
+    DependencyResolutionError,
     ManifestError,
     PackageError,
     PackageTooLargeError,
@@ -20,6 +21,7 @@ __all__ = [
     "ManifestError",
     "PackageError",
     "PackageTooLargeError",
+    "RequirementError",
     "SignatureError",
     "UnsafePackageError",
     "UnsupportedRunnerError",
@@ -32,3 +34,7 @@ class UnsupportedRunnerError(ManifestError):
 
 class KeyFileError(PackageError):
     """A signing or verification key cannot be read (CLI exit 2, unlike a bad signature)."""
+
+
+class RequirementError(DependencyResolutionError):
+    """A requirements line that is not a plain PEP 508 requirement (option, URL, path, bad bytes)."""

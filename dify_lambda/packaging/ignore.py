@@ -9,15 +9,21 @@ directory can be re-included.
 
 The official packager stops at the first excluding pattern, so ``!keep.me`` has no effect there;
 here negation works as in git. Packages differ only for ignore files that use negation.
+
+Patterns run on :mod:`dify_lambda.packaging.pathmatch` (no backtracking), and their length and
+count are capped (:mod:`dify_lambda.packaging.limits`), so no ignore file can make a walk hang.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["IgnoreRules", "Pattern", "glob_regex", "parse_pattern"]
+from dify_lambda.packaging.errors import PackageError
+from dify_lambda.packaging.limits import MAX_IGNORE_PATTERNS, MAX_PATTERN_CHARS
+from dify_lambda.packaging.pathmatch import Glob, compile_gitignore
+
+__all__ = ["IgnoreRules", "Pattern", "parse_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +31,17 @@ class Pattern:
     """One parsed ignore line."""
 
     source: str
-    regex: re.Pattern[str]
+    glob: Glob
     negate: bool
     dir_only: bool
+    #: A pattern without "/" matches the last path component at any depth.
+    basename: bool
 
     def matches(self, path: str, is_dir: bool) -> bool:
         if self.dir_only and not is_dir:
             return False
-        return self.regex.match(path) is not None
+        target = path.rpartition("/")[2] if self.basename else path
+        return target.startswith(self.glob.prefix) and self.glob.match(target)
 
 
 def _strip_trailing_spaces(line: str) -> str:
@@ -45,67 +54,13 @@ def _strip_trailing_spaces(line: str) -> str:
     return line[:end]
 
 
-def _escape_class(body: str) -> str:
-    # Escape what Python's re treats specially (or warns about) inside a set; keep ranges.
-    return "".join("\\" + c if c in "\\[&~|^" else c for c in body)
-
-
-def _translate_class(body: str) -> str:
-    if body.startswith(("!", "^")):
-        return "[^/" + _escape_class(body[1:]) + "]"
-    return "(?!/)[" + _escape_class(body) + "]"
-
-
-def _translate(glob: str) -> str:
-    """Glob (already without anchoring slash or trailing slash) to a regex body."""
-    out: list[str] = []
-    i, n = 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if glob.startswith("**", i):
-            at_start = i == 0 or glob[i - 1] == "/"
-            at_end = i + 2 == n
-            followed_by_slash = i + 2 < n and glob[i + 2] == "/"
-            if at_start and followed_by_slash:  # "**/" : zero or more directories
-                out.append("(?:.*/)?")
-                i += 3
-                continue
-            if at_start and at_end and i > 0:  # "/**" at the end: everything inside
-                out.append(".*")
-                i += 2
-                continue
-            if at_start and at_end:  # a lone "**"
-                out.append(".*")
-                i += 2
-                continue
-            out.append("[^/]*")  # any other "**" is an ordinary star
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            close = glob.find("]", i + 2 if glob.startswith(("[!", "[^"), i) else i + 1)
-            if close == -1:
-                out.append(re.escape(c))
-            else:
-                out.append(_translate_class(glob[i + 1 : close]))
-                i = close
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(glob[i]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
-def parse_pattern(line: str) -> Pattern | None:
+def parse_pattern(line: str, *, where: str = "ignore file") -> Pattern | None:
     """Parse one ignore-file line; None for blanks and comments."""
     raw = line.rstrip("\r\n")
     if not raw.strip() or raw.startswith("#"):
         return None
+    if len(raw) > MAX_PATTERN_CHARS:
+        raise PackageError(f"{where}: a pattern is longer than {MAX_PATTERN_CHARS} characters")
     text = _strip_trailing_spaces(raw)
     negate = False
     if text.startswith("!"):
@@ -119,10 +74,12 @@ def parse_pattern(line: str) -> Pattern | None:
         return None
     anchored = "/" in text
     text = text.lstrip("/")
-    body = _translate(text)
-    prefix = "^" if anchored or text.startswith("**") else "^(?:.*/)?"
     return Pattern(
-        source=raw, regex=re.compile(prefix + body + r"\Z", re.DOTALL), negate=negate, dir_only=dir_only
+        source=raw,
+        glob=compile_gitignore(text),
+        negate=negate,
+        dir_only=dir_only,
+        basename=not anchored and not text.startswith("**"),
     )
 
 
@@ -133,8 +90,17 @@ class IgnoreRules:
         self.patterns = tuple(patterns)
 
     @classmethod
-    def parse(cls, text: str) -> IgnoreRules:
-        return cls(p for p in (parse_pattern(line) for line in text.splitlines()) if p is not None)
+    def parse(cls, text: str, *, where: str = "ignore file") -> IgnoreRules:
+        """Parse a whole ignore file; more than ``MAX_IGNORE_PATTERNS`` patterns is one error line."""
+        patterns: list[Pattern] = []
+        for line in text.splitlines():
+            pattern = parse_pattern(line, where=where)
+            if pattern is None:
+                continue
+            if len(patterns) == MAX_IGNORE_PATTERNS:
+                raise PackageError(f"{where}: more than {MAX_IGNORE_PATTERNS} patterns")
+            patterns.append(pattern)
+        return cls(patterns)
 
     def __add__(self, other: IgnoreRules) -> IgnoreRules:
         return IgnoreRules(self.patterns + other.patterns)
@@ -142,7 +108,7 @@ class IgnoreRules:
     def _match_self(self, path: str, is_dir: bool) -> bool:
         verdict = False
         for pattern in self.patterns:
-            if pattern.matches(path, is_dir):
+            if pattern.negate == verdict and pattern.matches(path, is_dir):
                 verdict = not pattern.negate
         return verdict
 
@@ -153,8 +119,3 @@ class IgnoreRules:
             if self._match_self("/".join(parts[:depth]), True):
                 return True
         return self._match_self("/".join(parts), is_dir)
-
-
-def glob_regex(glob: str) -> re.Pattern[str]:
-    """A path glob (``*``, ``?``, ``[...]``, ``**``) as a regex over whole ``/``-separated paths."""
-    return re.compile("^" + _translate(glob) + r"\Z", re.DOTALL)

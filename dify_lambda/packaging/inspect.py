@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from dify_lambda.packaging.limits import MIB
@@ -10,6 +11,8 @@ from dify_lambda.packaging.providers import CredentialField, ModelProviderSpec
 from dify_lambda.packaging.reader import PluginPackage
 
 __all__ = ["describe", "iso_time", "render_text"]
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _credentials(fields: tuple[CredentialField, ...]) -> list[dict[str, Any]]:
@@ -68,6 +71,7 @@ def describe(pkg: PluginPackage) -> dict[str, Any]:
         },
         "uncompressed_size": pkg.uncompressed_size,
         "entry_count": len(pkg.entries),
+        "warnings": list(pkg.warnings),
     }
 
 
@@ -117,6 +121,7 @@ def render_text(d: dict[str, Any]) -> str:
     ]
     lines = [d["unique_identifier"]]
     lines += [f"  {k:<14} {v}" for k, v in rows]
+    lines += [f"  {'warning':<14} {w}" for w in d.get("warnings", [])]
     if d["unsupported_kinds"]:
         kinds = ", ".join(f"{k} ({len(v)})" for k, v in d["unsupported_kinds"].items())
         lines.append(f"  {'note':<14} only model providers are served; ignored: {kinds}")
@@ -134,4 +139,6 @@ def render_text(d: dict[str, Any]) -> str:
             (f"predefined {t}", ", ".join(models) or "none") for t, models in p["predefined_models"].items()
         ]
         lines += [f"    {k:<21} {v}" for k, v in rows]
-    return "\n".join(lines) + "\n"
+    # Labels and names come from the package: no control character (terminal escapes, line breaks)
+    # and no lone surrogate (unencodable) reaches the terminal.
+    return "\n".join(_UNPRINTABLE.sub("?", line) for line in lines) + "\n"

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_UNCOMPRESSED_BYTES",
+    "MAX_IGNORE_PATTERNS",
+    "MAX_MODEL_MATCH_STEPS",
+    "MAX_MODEL_PATTERNS",
+    "MAX_PATTERN_CHARS",
+    "MAX_YAML_DEPTH",
     "MIB",
     "ReadLimits",
     "five_largest",
@@ -17,6 +22,24 @@ __all__ = [
 MIB = 1024 * 1024
 #: The official packager's and the daemon's default cap (``MAX_PLUGIN_PACKAGE_SIZE``), uncompressed.
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 50 * MIB
+
+# Pattern caps. Matching costs pattern length x path length (dify_lambda.packaging.pathmatch); these
+# bound how many such matches a package or a source directory can ask for. Real plugins stay far
+# below: the 70 official model plugins use patterns of at most 35 characters, at most 10 predefined
+# patterns per provider and ignore files of at most 7 patterns (a generated Python .gitignore has ~200).
+#: Longest ignore-file line or predefined-model pattern.
+MAX_PATTERN_CHARS = 1024
+#: Most patterns in one ``.difyignore`` / ``.gitignore``.
+MAX_IGNORE_PATTERNS = 5000
+#: Most ``models.<type>.predefined`` patterns in one provider YAML, all model types together.
+MAX_MODEL_PATTERNS = 256
+#: Most matching steps all predefined-model patterns of a package may take together: one step per
+#: path character scanned and per 64 pattern characters (a few integer operations). Paths without a
+#: pattern's literal prefix (``models/llm/``) are skipped unscanned, so real plugins take a few
+#: thousand steps; a hostile package stops here after a few seconds (bench/bench_patterns.py).
+MAX_MODEL_MATCH_STEPS = 5_000_000
+#: Deepest nesting of mappings and sequences in a YAML file of a package (real ones: under 10).
+MAX_YAML_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)

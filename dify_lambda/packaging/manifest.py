@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dify_lambda.packaging.errors import ManifestError
+from dify_lambda.packaging.limits import MAX_YAML_DEPTH
 
 __all__ = [
     "ARCHITECTURES",
@@ -66,8 +67,10 @@ class I18n(_Model):
 
 class Runner(_Model):
     language: str
-    version: str
-    entrypoint: str
+    #: Any text: neither the SDK nor the daemon checks it (the daemon caps it at 128 characters); the
+    #: builder picks the Lambda Python (docs/limits.md, "What a package may declare").
+    version: str = Field(max_length=128)
+    entrypoint: str = Field(max_length=256)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -78,7 +81,8 @@ class Runner(_Model):
 
 class Meta(_Model):
     version: str
-    arch: list[Literal["amd64", "arm64"]] = Field(min_length=1)
+    # The SDK and the daemon accept an empty list; the builder refuses to build for no architecture.
+    arch: list[Literal["amd64", "arm64"]] = Field(default_factory=list)
     runner: Runner
     minimum_dify_version: str | None = None
 
@@ -129,7 +133,7 @@ class Manifest(_Model):
     @classmethod
     def _check_version(cls, v: Any) -> Any:
         if isinstance(v, str) and not _VERSION_RE.match(v):
-            raise ValueError(f"{v!r} is not a plugin version like 0.0.1")
+            raise ValueError("not a plugin version like 0.0.1")
         return v
 
 
@@ -180,8 +184,9 @@ class ProviderYaml(_Model):
     icon_large: I18n | None = None
     icon_small_dark: I18n | None = None
     icon_large_dark: I18n | None = None
-    supported_model_types: list[ModelTypeName] = Field(min_length=1)
-    configurate_methods: list[Literal["predefined-model", "customizable-model"]] = Field(min_length=1)
+    # No minimum length: the SDK's ProviderEntity and the daemon's `required` accept an empty list.
+    supported_model_types: list[ModelTypeName]
+    configurate_methods: list[Literal["predefined-model", "customizable-model"]]
     provider_credential_schema: ProviderCredentialSchema | None = None
     model_credential_schema: ModelCredentialSchema | None = None
     models: dict[
@@ -191,8 +196,13 @@ class ProviderYaml(_Model):
 
     @field_validator("models", mode="before")
     @classmethod
-    def _models_none_is_empty(cls, v: Any) -> Any:
-        return {} if v is None else v
+    def _known_model_keys(cls, v: Any) -> Any:
+        # The SDK reads only these six keys of `models` and ignores the others.
+        if v is None:
+            return {}
+        if isinstance(v, dict):
+            return {k: g for k, g in v.items() if k in MODEL_TYPE_KEYS}
+        return v
 
 
 class ModelYaml(_Model):
@@ -207,6 +217,41 @@ class ModelYaml(_Model):
     deprecated: bool = False
     parameter_rules: list[dict[str, Any]] = Field(default_factory=list)
     pricing: dict[str, Any] | None = None
+
+
+#: Quoted text in PyYAML's problem messages comes from the input (a character, a tag, an anchor).
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting cap and libyaml's refusal of escaped lone surrogates.
+
+    PyYAML composes nodes recursively, so a document nested 20,000 levels deep ends in a
+    RecursionError; the cap stops it first. libyaml (which the daemon's Go parser follows) refuses a
+    ``\\uD800``-style escape; PyYAML would hand back a string no encoder can write.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested deeper than {MAX_YAML_DEPTH} levels", problem_mark=mark
+                )
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.ScalarNode) and _SURROGATE.search(node.value):
+            raise yaml.MarkedYAMLError(
+                problem="escaped lone surrogate (\\uD800-\\uDFFF) in a string", problem_mark=node.start_mark
+            )
+        return node
 
 
 def _node_count(obj: Any, cap: int) -> int:
@@ -234,11 +279,16 @@ def load_yaml(data: bytes, file: str, *, max_bytes: int) -> Any:
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{file}: not UTF-8 text (byte {exc.start})") from None
     try:
-        doc = yaml.safe_load(text)
+        loader = _BoundedLoader(text)
+        try:
+            doc = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ManifestError(f"{file}: invalid YAML{where}: {exc.problem or exc.context}") from None
+        problem = _QUOTED.sub("'...'", str(exc.problem or exc.context))
+        raise ManifestError(f"{file}: invalid YAML{where}: {problem}") from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{file}: invalid YAML: {type(exc).__name__}") from None
     if _node_count(doc, _MAX_YAML_NODES) > _MAX_YAML_NODES:

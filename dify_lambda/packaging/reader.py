@@ -55,6 +55,9 @@ class PluginPackage:
     uncompressed_size: int
     comment: bytes
     signature: SignatureInfo | None
+    #: Accepted but suspicious (a predefined-model pattern that matches no file), one line each;
+    #: ``inspect`` and ``build`` print them.
+    warnings: tuple[str, ...]
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class PluginPackage:
         self.manifest = contents.manifest
         self.providers = contents.providers
         self.other_kinds = contents.other_kinds
+        self.warnings = contents.warnings
         self.entries = sorted(files)
         self.zip_order = order
         self.uncompressed_size = sum(len(c) for c in files.values())
@@ -83,10 +87,7 @@ class PluginPackage:
         self.unique_identifier = unique_identifier(m.author, m.name, m.version, self.checksum)
         self.serverless_filename = serverless_filename(m.author, m.name, m.version, self.checksum)
         if not UNIQUE_IDENTIFIER_RE.match(self.unique_identifier):
-            raise ManifestError(
-                "manifest.yaml: author/name/version give an invalid unique identifier "
-                f"{self.unique_identifier!r}"
-            )
+            raise ManifestError("manifest.yaml: author/name/version give an invalid unique identifier")
 
     # --- constructors ----------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ def parse_comment(comment: bytes) -> SignatureInfo | None:
         return None
     try:
         doc = json.loads(comment.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting ~1,000 deep
         return None
     if not isinstance(doc, dict):
         return None
@@ -118,7 +118,7 @@ def _category(pkg: PluginPackage) -> tuple[str, bool]:
         return DEFAULT_CATEGORY, False
     try:
         doc = json.loads(pkg.read(VERIFICATION_FILE).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SignatureError(f"{pkg.name}: {VERIFICATION_FILE} is not valid JSON") from None
     category = doc.get("authorized_category") if isinstance(doc, dict) else None
     if category not in AUTHORIZED_CATEGORIES:

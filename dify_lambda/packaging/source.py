@@ -2,7 +2,9 @@
 
 Applies ``.difyignore`` (or ``.gitignore`` when there is no ``.difyignore``) plus fixed exclusions
 (``.git/``, ``__pycache__/``, ``.venv/``, ``*.difypkg``). Symlinks are never followed: a symlink that
-is not ignored is an error, so a package never picks up files from outside the directory.
+is not ignored is an error, so a package never picks up files from outside the directory. The one
+exception is a symlinked ``.difyignore`` / ``.gitignore`` at the root: it is read through the link
+(as the official packager does) and left out of the package.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from pathlib import Path
 
 from dify_lambda.packaging.errors import PackageError, PackageTooLargeError, UnsafePackageError
 from dify_lambda.packaging.ignore import IgnoreRules
-from dify_lambda.packaging.limits import DEFAULT_LIMITS, ReadLimits, five_largest
+from dify_lambda.packaging.limits import DEFAULT_LIMITS, MIB, ReadLimits, five_largest
 from dify_lambda.packaging.zipread import check_entry_name
 
-__all__ = ["ALWAYS_EXCLUDED", "SourceFiles", "collect_directory", "load_ignore_rules"]
+__all__ = ["ALWAYS_EXCLUDED", "IGNORE_FILES", "SourceFiles", "collect_directory", "load_ignore_rules"]
 
 ALWAYS_EXCLUDED = IgnoreRules.parse(".git/\n__pycache__/\n.venv/\n*.difypkg\n")
 
@@ -31,12 +33,38 @@ class SourceFiles:
     ignore_file: str | None
 
 
+#: Largest ignore file read; far above any real one (a generated Python .gitignore is ~4 KB).
+_MAX_IGNORE_FILE_BYTES = 1 * MIB
+IGNORE_FILES = (".difyignore", ".gitignore")
+
+
+def _read_ignore_file(path: Path) -> bytes | None:
+    """The file's bytes, following a symlink, or None when it is missing, dangling or not a file.
+
+    The official packager reads the ignore file with ``os.ReadFile`` (a symlink is followed, since
+    the ignore file itself is never packaged) and falls back to ``.gitignore`` when that fails.
+    O_NONBLOCK keeps a FIFO from blocking the open; it is then refused as not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        data = fh.read(_MAX_IGNORE_FILE_BYTES + 1)
+    if len(data) > _MAX_IGNORE_FILE_BYTES:
+        raise PackageError(f"{path}: ignore file over {_MAX_IGNORE_FILE_BYTES} bytes")
+    return data
+
+
 def load_ignore_rules(root: Path) -> tuple[IgnoreRules, str | None]:
-    """``.difyignore`` if present, else ``.gitignore``, else no rules."""
-    for candidate in (".difyignore", ".gitignore"):
-        path = root / candidate
-        if path.is_file() and not path.is_symlink():
-            return IgnoreRules.parse(path.read_text(encoding="utf-8", errors="replace")), candidate
+    """``.difyignore`` if readable, else ``.gitignore``, else no rules."""
+    for candidate in IGNORE_FILES:
+        data = _read_ignore_file(root / candidate)
+        if data is not None:
+            text = data.decode("utf-8", errors="replace")
+            return IgnoreRules.parse(text, where=str(root / candidate)), candidate
     return IgnoreRules(), None
 
 
@@ -75,6 +103,8 @@ def collect_directory(
             if problem:
                 raise UnsafePackageError(f"{base}: file {rel!r} cannot be packaged: {problem}")
             if stat.S_ISLNK(st.st_mode):
+                if rel in IGNORE_FILES:  # read above through the link, never packaged
+                    continue
                 raise UnsafePackageError(
                     f"{base}: symlink {rel!r} is not allowed (ignore it or copy the target)"
                 )

@@ -7,6 +7,7 @@ Directory entries are accepted when harmless and then dropped, as the daemon's d
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 import stat
@@ -20,6 +21,9 @@ from dify_lambda.packaging.limits import ReadLimits, five_largest
 __all__ = ["ZipContents", "check_entry_name", "read_zip"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+#: What ``os.fsdecode`` makes of bytes that are not UTF-8 (surrogateescape).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_NAME_CHARS = 1024
 _CHUNK = 64 * 1024
 _SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
@@ -43,8 +47,10 @@ def check_entry_name(name: str) -> str | None:
         return "empty entry name"
     if len(name) > _MAX_NAME_CHARS:
         return f"entry name longer than {_MAX_NAME_CHARS} characters"
-    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+    if _CONTROL.search(name):
         return "control character in entry name"
+    if _SURROGATE.search(name):
+        return "undecodable bytes in entry name"
     if "\\" in name:
         return "backslash in entry name (Windows path trick)"
     if name.startswith("/") or _DRIVE.match(name):
@@ -111,13 +117,14 @@ def _check_infos(infos: list[zipfile.ZipInfo], name: str, limits: ReadLimits) ->
             raise UnsafePackageError(
                 f"{name}: {info.orig_filename[:-1]!r} is both a file and a directory entry"
             )
-    for entry in files:
-        parts = entry.split("/")
-        for depth in range(1, len(parts)):
-            if "/".join(parts[:depth]) in files:
-                raise UnsafePackageError(
-                    f"{name}: entry {entry!r} is inside {'/'.join(parts[:depth])!r}, a file"
-                )
+    # An entry inside a file: in sorted order the names under "f/" start at bisect(names, "f/").
+    # (Joining every prefix of every name is quadratic: 10,000 names 400 levels deep took a minute.)
+    names = sorted(files)
+    for entry in names:
+        below = entry + "/"
+        i = bisect.bisect_left(names, below)
+        if i < len(names) and names[i].startswith(below):
+            raise UnsafePackageError(f"{name}: entry {names[i]!r} is inside {entry!r}, a file")
 
 
 def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: ReadLimits, total: int) -> bytes:

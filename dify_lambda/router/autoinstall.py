@@ -9,7 +9,9 @@ that would defeat the patching. ``enable()`` therefore only registers an import 
     import dify_lambda.router.autoinstall as _dl
     _dl.enable()
 
-A failure to install is logged and leaves Dify talking to the daemon, never breaking startup.
+A failure to install is logged and leaves Dify talking to the daemon, never breaking startup;
+the first route table read is bounded in time (``DIFY_LAMBDA_ROUTES_TIMEOUT``) and size, and only
+regular files are read, so no route location can hold start-up.
 """
 
 from __future__ import annotations
@@ -31,10 +33,14 @@ WATCHED = ("core.plugin.impl.base", "core.plugin.manager.base")
 
 
 def _install() -> None:
+    from dify_lambda.errors import DifyLambdaError
+
     try:
         from dify_lambda.router.dify import install_from_env
 
         install_from_env()
+    except DifyLambdaError as exc:  # a bad or unreachable route table: one line, no traceback
+        logger.error("dify-lambda router was not installed (%s); model calls keep going to the daemon", exc)
     except Exception:
         logger.exception("dify-lambda router was not installed; model calls keep going to the daemon")
 

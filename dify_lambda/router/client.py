@@ -255,6 +255,7 @@ class Router(ModelMethods):
                 f"all {len(deployments)} deployment(s) of plugin {call.plugin_id!r} are cooling down"
                 f" (next available in {wait:.1f}s)",
                 retry_in=wait,
+                kinds=frozenset(self.cooldowns.kind(d.key) for d in deployments),
                 **call.ctx(),
             )
         attempt = 0
@@ -264,7 +265,7 @@ class Router(ModelMethods):
             failure, detail = yield from self._attempt(call, dep, body, deadline)
             if failure is None:
                 return
-            self.cooldowns.cool(dep.key, self.policy.cooldown(failure))
+            self.cooldowns.cool(dep.key, self.policy.cooldown(failure), failure.kind)
             tried.add(dep.key)
             logger.warning(
                 "dify-lambda call failed before the first event: plugin=%s action=%s url=%s kind=%s status=%s"

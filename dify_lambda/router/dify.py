@@ -1,11 +1,13 @@
 """Dify integration: answer Dify's plugin dispatch calls from the router instead of the daemon.
 
-Dify's ``BasePluginClient._stream_request`` (``core.plugin.impl.base``; ``BasePluginManager`` in
-``core.plugin.manager.base`` on Dify 1.0-1.3) yields the daemon's envelope lines as strings and the
-host parses them (wire-protocol.md §6.3). :func:`install` replaces that method with a wrapper that,
-for ``POST plugin/<tenant>/dispatch/<model path>`` calls whose ``X-Plugin-ID`` is routed, yields the
-same lines built from the router's events (:func:`envelope_lines`); every other call goes to the
-original method (the daemon) unchanged.
+Dify's ``BasePluginClient._stream_request`` (``core.plugin.impl.base``, from Dify 1.3.1;
+``BasePluginManager`` in ``core.plugin.manager.base`` up to Dify 1.3.0) yields the daemon's envelope
+lines as strings and the host parses them (docs/dify-integration.md §7). :func:`install` replaces
+that method with a wrapper that, for ``POST plugin/<tenant>/dispatch/<model path>`` calls whose
+``X-Plugin-ID`` is routed and whose body has exactly the shape the router knows
+(:func:`routable_body`), yields the same lines built from the router's events
+(:func:`envelope_lines`); every other call goes to the original method (the daemon) unchanged, so a
+request shape added by a newer Dify (e.g. hosted-quota calls carrying ``redirect``) keeps working.
 
 Error lines follow the daemon exactly:
 
@@ -14,8 +16,9 @@ Error lines follow the daemon exactly:
   (newer hosts read the first, older ones the second);
 - Lambda refusals → the same, inner ``PluginRuntimeError`` with ``args`` ``status_code``/``request_id``;
 - other router failures (stream cut, timeouts, bad lines, too large) → inner ``PluginDaemonInnerError``;
-- connection failures → single-encoded ``PluginDaemonInnerError`` "Request to Plugin Daemon Service
-  failed", which the host raises as ``PluginDaemonInnerError(-500, ...)``, as for a daemon outage.
+- connection failures, and calls refused while every deployment cools down after one → single-encoded
+  ``PluginDaemonInnerError`` "Request to Plugin Daemon Service failed", which the host raises as
+  ``PluginDaemonInnerError(-500, ...)``, as for a daemon outage.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dify_lambda import wire
 from dify_lambda.router.errors import (
+    AllDeploymentsCoolingDownError,
     FirstEventTimeoutError,
     InvocationError,
     LambdaError,
@@ -40,6 +44,7 @@ from dify_lambda.router.errors import (
     PluginInvokeError,
     RetryableError,
     RouterError,
+    RouteSourceError,
     StreamInterruptedError,
 )
 from dify_lambda.router.events import EndEvent, ErrorEvent, StreamEvent
@@ -56,13 +61,14 @@ __all__ = [
     "install",
     "install_from_env",
     "invoke_error_line",
+    "routable_body",
     "success_line",
 ]
 
 logger = logging.getLogger(__name__)
 
 TRANSPORT_FAILED = "Request to Plugin Daemon Service failed"
-#: (module, class) holding ``_stream_request``: Dify 1.x first, then the 1.0-1.3 layout.
+#: (module, class) holding ``_stream_request``: Dify >= 1.3.1 first, then the 1.0-1.3.0 layout.
 BASE_CLIENTS = (
     ("core.plugin.impl.base", "BasePluginClient"),
     ("core.plugin.manager.base", "BasePluginManager"),
@@ -109,6 +115,9 @@ def _error_to_line(exc: RouterError) -> str:
         if exc.request_id:
             args["request_id"] = exc.request_id
         return invoke_error_line("PluginRuntimeError", str(exc), args)
+    if isinstance(exc, AllDeploymentsCoolingDownError) and exc.connect:
+        # The same error as the connection failure that started the cooldown (host special-cases it).
+        return daemon_error_line("PluginDaemonInnerError", TRANSPORT_FAILED)
     if isinstance(exc, RetryableError):
         if exc.connect:
             return daemon_error_line("PluginDaemonInnerError", TRANSPORT_FAILED)
@@ -227,16 +236,45 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-def _decode_body(data: Any) -> Mapping[str, Any] | None:
-    if isinstance(data, Mapping):
-        return data
+#: Top-level keys of a model dispatch body as every supported Dify sends it.
+_BODY_KEYS = frozenset({"user_id", "data"})
+#: ``data`` keys that send a call to Dify's own path: the router writes the first three itself (an
+#: action field must not override them); ``redirect`` marks newer Dify's hosted-quota calls.
+_RESERVED_DATA_KEYS = frozenset({"user_id", "type", "action", "redirect"})
+
+
+def routable_body(dispatch_path: str, data: Any) -> Mapping[str, Any] | None:
+    """The decoded body when the router fully understands it, else None (the call goes to the daemon).
+
+    Understood: a JSON object with only ``user_id`` (a string, or absent) and ``data`` (an object whose
+    ``credentials``, when present, is an object and whose ``model_type`` matches the action). Anything
+    else, in particular a ``redirect`` field (newer Dify's hosted-quota calls, whose real credentials
+    travel there while ``credentials`` is empty), is left to Dify's own path.
+    """
+    spec = wire.ACTIONS_BY_DISPATCH_PATH.get(dispatch_path)
+    if spec is None:
+        return None
+    body: Any = data
     if isinstance(data, bytes | str):
         try:
-            obj = json.loads(data)
+            body = json.loads(data)
         except ValueError:
             return None
-        return obj if isinstance(obj, dict) else None
-    return None
+    if not isinstance(body, Mapping) or not _BODY_KEYS.issuperset(body):
+        return None
+    user_id, fields = body.get("user_id"), body.get("data")
+    if not isinstance(fields, Mapping) or (user_id is not None and not isinstance(user_id, str)):
+        return None
+    if _RESERVED_DATA_KEYS.intersection(fields):
+        return None
+    if "credentials" in fields and not isinstance(fields["credentials"], Mapping):
+        return None
+    model_type = fields.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        return None
+    if spec.model_type is not None and model_type not in (None, spec.model_type):
+        return None
+    return body
 
 
 def _first_token_gate() -> tuple[float | None, Callable[[str], BaseException] | None]:
@@ -288,10 +326,10 @@ def install(
         data: Any = None,
         files: Any = None,
     ) -> Iterator[str]:
-        match = _DISPATCH_RE.match(path) if method.upper() == "POST" else None
+        match = _DISPATCH_RE.match(path) if method.upper() == "POST" and not params and not files else None
         plugin_id = _header(headers, "X-Plugin-ID")
         if match and match.group("path") in wire.ACTIONS_BY_DISPATCH_PATH and routed(plugin_id):
-            payload = _decode_body(data)
+            payload = routable_body(match.group("path"), data)
             if payload is not None:
                 assert plugin_id is not None
                 gate, gate_error = _first_token_gate()
@@ -317,10 +355,40 @@ def install(
 _ENV_LOCK = threading.Lock()
 
 
-def _default_ssm_client() -> Any:
-    import boto3  # lazy: only ``ssm:`` route locations need it
+#: How long start-up may wait for the first route table before Dify carries on with the daemon.
+DEFAULT_ROUTES_TIMEOUT_S = 10.0
 
-    return boto3.client("ssm")
+
+def _default_ssm_client() -> Any:
+    # botocore, not boto3: the base install (inside Dify) has only botocore; same credential chain.
+    import botocore.session
+    from botocore.config import Config
+
+    # Bounded: an endpoint that never answers fails the read instead of holding the caller.
+    config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+    return botocore.session.get_session().create_client("ssm", config=config)
+
+
+def _first_load(cache: Any, timeout: float) -> None:
+    """``cache.get()`` within ``timeout`` seconds, in a daemon thread (a greenlet under gevent).
+
+    The loader is left to finish or fail on its own when the time is up; the caller moves on.
+    """
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            cache.get()
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=load, name="dify-lambda-routes", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise RouteSourceError(f"route table not loaded within {timeout:g} s (DIFY_LAMBDA_ROUTES_TIMEOUT)")
+    if errors:
+        raise errors[0]
 
 
 def install_from_env(
@@ -329,9 +397,11 @@ def install_from_env(
     """Install from environment variables; None when ``DIFY_LAMBDA_ROUTES`` is unset.
 
     - ``DIFY_LAMBDA_ROUTES``: path of the route table (YAML or JSON), or ``ssm:<parameter name>``
-      (read with boto3's default credential chain and region);
+      (read with botocore's default credential chain and region);
     - ``DIFY_LAMBDA_ROUTER_PLUGINS``: comma-separated plugin ids to route (default: all in the table);
-    - ``DIFY_LAMBDA_ROUTES_REFRESH``: seconds between route table reloads (default 60).
+    - ``DIFY_LAMBDA_ROUTES_REFRESH``: seconds between route table reloads (default 60);
+    - ``DIFY_LAMBDA_ROUTES_TIMEOUT``: seconds the first load may take (default 10); past it this
+      raises and the host keeps the daemon.
     """
     env = os.environ if environ is None else environ
     path = env.get("DIFY_LAMBDA_ROUTES", "").strip()
@@ -344,8 +414,14 @@ def install_from_env(
         refresh = float(env.get("DIFY_LAMBDA_ROUTES_REFRESH", "60"))
     except ValueError:
         raise RouterError("DIFY_LAMBDA_ROUTES_REFRESH must be a number of seconds") from None
+    try:
+        timeout = float(env.get("DIFY_LAMBDA_ROUTES_TIMEOUT", str(DEFAULT_ROUTES_TIMEOUT_S)))
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout < float("inf"):
+        raise RouterError("DIFY_LAMBDA_ROUTES_TIMEOUT must be a positive number of seconds")
     plugins = [p.strip() for p in env.get("DIFY_LAMBDA_ROUTER_PLUGINS", "").split(",") if p.strip()]
     with _ENV_LOCK:
         cache = RouteCache(route_loader(path, ssm_client=ssm_client), refresh_seconds=refresh)
-        cache.get()  # fail at startup, not on the first call, when the table is bad
+        _first_load(cache, timeout)  # fail at startup, not on the first call, when the table is bad
         return install(Router(cache), plugins or None)

@@ -98,11 +98,22 @@ class PayloadTooLargeError(InvocationError):
 
 
 class AllDeploymentsCoolingDownError(InvocationError):
-    """Every deployment of the route is cooling down; ``retry_in`` is the shortest wait in seconds."""
+    """Every deployment of the route is cooling down; ``retry_in`` is the shortest wait in seconds.
 
-    def __init__(self, message: str, *, retry_in: float, **kw: Any) -> None:
+    ``kinds`` holds the failure kinds behind the cooldowns (``connect``, ``throttled``, ``auth``).
+    """
+
+    def __init__(
+        self, message: str, *, retry_in: float, kinds: frozenset[str] = frozenset(), **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
         self.retry_in = retry_in
+        self.kinds = kinds
+
+    @property
+    def connect(self) -> bool:
+        """True when every deployment cools down after a connection failure."""
+        return self.kinds == {"connect"}
 
 
 class RetryableError(InvocationError):

@@ -32,6 +32,7 @@ from typing import Literal
 __all__ = [
     "CooldownTracker",
     "Failure",
+    "FailureKind",
     "RetryPolicy",
     "classify_connect_error",
     "classify_response",
@@ -137,30 +138,41 @@ class RetryPolicy:
 
 @dataclass
 class CooldownTracker:
-    """Per-deployment cooldowns kept in memory by the router (thread and greenlet safe)."""
+    """Per-deployment cooldowns kept in memory by the router (thread and greenlet safe).
+
+    Each cooldown remembers the kind of failure that caused it, so a call refused during the
+    cooldown can report the same kind of error as the failure itself (a connection failure stays
+    a daemon-level transport error for the host).
+    """
 
     clock: Callable[[], float] = time.monotonic
-    _until: dict[str, float] = field(default_factory=dict)
+    _until: dict[str, tuple[float, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def cool(self, key: str, seconds: float) -> None:
+    def cool(self, key: str, seconds: float, kind: FailureKind | None = None) -> None:
         if seconds <= 0:
             return
         until = self.clock() + seconds
         with self._lock:
-            if until > self._until.get(key, 0.0):
-                self._until[key] = until
+            if until > self._until.get(key, (0.0, ""))[0]:
+                self._until[key] = (until, kind or "")
 
     def remaining(self, key: str) -> float:
         with self._lock:
-            until = self._until.get(key)
-            if until is None:
+            entry = self._until.get(key)
+            if entry is None:
                 return 0.0
-            left = until - self.clock()
+            left = entry[0] - self.clock()
             if left <= 0:
                 del self._until[key]
                 return 0.0
             return left
+
+    def kind(self, key: str) -> str:
+        """The failure kind behind ``key``'s current cooldown; ``""`` when none (or not given)."""
+        with self._lock:
+            entry = self._until.get(key)
+            return entry[1] if entry is not None and entry[0] > self.clock() else ""
 
     def clear(self, key: str) -> None:
         with self._lock:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +22,7 @@ from dify_lambda.router.errors import InvalidRouteTableError, RouteSourceError
 from dify_lambda.router.routes import RouteTable, parse_route_table, region_from_url
 
 __all__ = [
+    "MAX_ROUTE_TABLE_BYTES",
     "SSM_PREFIX",
     "RouteCache",
     "load_route_file",
@@ -35,15 +38,47 @@ logger = logging.getLogger(__name__)
 _AUTH_ALIASES = {"aws_iam": "iam", "iam": "iam", "none": "none", "secret": "secret"}
 #: Prefix of a route location naming an SSM parameter instead of a file.
 SSM_PREFIX = "ssm:"
+#: Largest route document read (a file or a parameter value); real tables are a few kilobytes.
+MAX_ROUTE_TABLE_BYTES = 1024 * 1024
+
+
+def _read_regular_file(file: Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a regular file; anything else (FIFO, device, directory) is refused.
+
+    Opened non-blocking, so a FIFO without a writer cannot stall the caller (Dify's start-up).
+    """
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise RouteSourceError(f"{file}: cannot read route table: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RouteSourceError(f"{file}: route table is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise InvalidRouteTableError(f"{file}: route table is over {limit} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise RouteSourceError(f"{file}: cannot read route table: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def load_route_file(path: str | Path) -> RouteTable:
-    """Read a YAML or JSON route table; errors name the file and the entry."""
+    """Read a YAML or JSON route table (a regular file, size-capped); errors name the file and the entry."""
     file = Path(path)
+    data = _read_regular_file(file, MAX_ROUTE_TABLE_BYTES)
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RouteSourceError(f"{file}: cannot read route table: {exc.strerror or exc}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRouteTableError(f"{file}: route table is not UTF-8 text") from None
     raw = _decode(text, as_json=file.suffix.lower() == ".json", where=str(file))
     return parse_route_table(raw, source=file.name)
 
@@ -55,10 +90,14 @@ def _decode(text: str, *, as_json: bool, where: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidRouteTableError(f"{where}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except RecursionError:
+            raise InvalidRouteTableError(f"{where}: route table nests too deeply") from None
     import yaml  # lazy: only YAML tables need it
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidRouteTableError(f"{where}: route table nests too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -91,6 +130,8 @@ def routes_from_ssm(ssm_client: Any, name: str) -> RouteTable:
         raise RouteSourceError(f"{source}: get_parameter failed: {code}") from None
     if not isinstance(value, str):
         raise InvalidRouteTableError(f"{source}: parameter value is not a string")
+    if len(value) > MAX_ROUTE_TABLE_BYTES:
+        raise InvalidRouteTableError(f"{source}: parameter value is over {MAX_ROUTE_TABLE_BYTES} bytes")
     # The deployer writes compact JSON; a hand-written YAML value works too.
     raw = _decode(value, as_json=value.lstrip().startswith(("{", "[")), where=source)
     return parse_route_table(raw, source=source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import zipfile
@@ -46,7 +47,10 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def env(moto_endpoint: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    # The server runs in this process; IAM loads AWS managed policies (the execution role's) when
+    # its backend is created after the reset, and only this variable turns that on for a server.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
     httpx.post(f"{moto_endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
     values = {
@@ -58,6 +62,8 @@ def env(moto_endpoint: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "AWS_REGION": REGION,
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        # Builds ship tiktoken's files; this machine takes them offline (tests/conftest.py).
+        "DIFY_LAMBDA_TIKTOKEN_CACHE": os.environ.get("DIFY_LAMBDA_TIKTOKEN_CACHE", ""),
     }
     yield values
 
@@ -148,7 +154,7 @@ def test_deploy_ls_rollback(env: dict[str, str], tmp_path: Path) -> None:
     assert again.stdout.startswith("unchanged:")
 
     no_previous = run(env, "rollback", "dify-acme-tiny-0-0-1")
-    assert no_previous.returncode == 2
+    assert no_previous.returncode == 1, "a failed operation on valid input"
     assert "no older published version" in no_previous.stderr
 
     second = build_dir(tmp_path / "b2", "cd" * 32, b"v2")
@@ -174,6 +180,56 @@ def test_deploy_ls_rollback(env: dict[str, str], tmp_path: Path) -> None:
 
     table_ls = run(env, "ls")
     assert "acme/tiny" in table_ls.stdout and "AWS_IAM" in table_ls.stdout
+
+
+def test_dry_run_rollback_forward_keep_and_rm(env: dict[str, str], tmp_path: Path) -> None:
+    first = build_dir(tmp_path / "b1", "ab" * 32, b"v1")
+    second = build_dir(tmp_path / "b2", "cd" * 32, b"v2")
+    routes = tmp_path / "routes.yaml"
+
+    dry = run(env, "deploy", str(first), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)
+    assert planned["status"] == "created"
+    assert planned["steps"][0].startswith("create execution role")
+    assert json.loads(run(env, "ls", "--json").stdout) == [], "a dry run changes nothing"
+
+    assert run(env, "deploy", str(first), "--routes", str(routes), "-q").returncode == 0
+    assert run(env, "deploy", str(second), "-q").returncode == 0
+    assert run(env, "rollback", "dify-acme-tiny-0-0-1", "--json").returncode == 0
+
+    forward_plan = run(env, "deploy", str(second), "--dry-run")
+    assert forward_plan.returncode == 0, forward_plan.stderr
+    assert "update the plugin identity tags" in forward_plan.stdout
+    assert "move alias live 1 -> 2" in forward_plan.stdout
+    forward = run(env, "deploy", str(second), "--json", "--keep", "1")
+    assert forward.returncode == 0, forward.stderr
+    assert forward.stderr == "", "--json keeps stderr quiet"
+    result = json.loads(forward.stdout)
+    assert (result["status"], result["version"], result["pruned"]) == ("updated", "2", ["1"])
+
+    declined = subprocess.run(
+        [str(CLI), "rm", "dify-acme-tiny-0-0-1", "--routes", str(routes)],
+        env=env,
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert declined.returncode == 1
+    assert "nothing removed" in declined.stderr
+    assert len(json.loads(run(env, "ls", "--json").stdout)) == 1
+
+    removed = run(env, "rm", "dify-acme-tiny-0-0-1", "--routes", str(routes), "--yes", "--json")
+    assert removed.returncode == 0, removed.stderr
+    report = json.loads(removed.stdout)
+    assert report["role_removed"] == "dify-lambda-dify-acme-tiny-0-0-1"
+    assert report["routes"] == [str(routes)]
+    assert json.loads(run(env, "ls", "--json").stdout) == []
+    assert "acme/tiny" not in (yaml.safe_load(routes.read_text()).get("routes") or {})
+    roles = client(env, "iam").list_roles()["Roles"]
+    assert not [r for r in roles if r["RoleName"].startswith("dify-lambda-")]
 
 
 def test_deploy_errors_are_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
@@ -215,6 +271,15 @@ def test_connector_serves_the_daemon_api(env: dict[str, str]) -> None:
         daemon.close()
         assert httpx.post(f"{url}/ping", headers={"Authorization": "nope"}).status_code == 401
         assert client(env, "lambda").list_functions()["Functions"] == []
+        proc.terminate()  # SIGTERM, as Docker and ECS send it: a clean exit
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        launches = [line for line in err.splitlines() if " launch " in line]
+        assert len(launches) == 1 and launches[0].endswith(
+            ": refused: invalid package: " + filename + ": not a zip archive"
+        )
+        assert "stopping: 0 launch(es) in flight" in err
+        assert key not in err
     finally:
         proc.terminate()
         try:
@@ -251,10 +316,32 @@ def test_deploy_a_plugin_directory_builds_it_first(
     assert result["status"] == "created"
     assert result["url_auth"] == "NONE"
     assert (out / "artifact.zip").is_file()
-    assert "ResolveDependencies" in deployed.stderr
+    assert deployed.stderr == "", "--json: no progress lines, stdout is the one document"
     cfg = client(env, "lambda").get_function_configuration(FunctionName=result["function_name"])
     assert cfg["Environment"]["Variables"]["DIFY_LAMBDA_SECRET"] not in deployed.stdout + deployed.stderr
 
     shown = run(env, "ls", "--show-secrets", "--json")
     [row] = json.loads(shown.stdout)
     assert row["endpoint"].endswith("/" + cfg["Environment"]["Variables"]["DIFY_LAMBDA_SECRET"])
+
+
+def test_interrupt_at_the_rm_prompt_is_one_line_and_exit_130(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "deploy", str(build_dir(tmp_path / "b", "ab" * 32, b"v1")), "-q").returncode == 0
+    proc = subprocess.Popen(
+        [str(CLI), "rm", "dify-acme-tiny-0-0-1"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = b""
+    while b"[y/N]" not in seen:
+        chunk = proc.stderr.read(1)
+        assert chunk, seen
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert rest.decode().strip() == "dify-lambda: error: interrupted"
+    assert len(json.loads(run(env, "ls", "--json").stdout)) == 1, "nothing removed"

@@ -105,3 +105,45 @@ def test_bad_route_file_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "routes.yaml: routes['a/b'].deployments[0].url:" in result.stderr
+
+
+def test_loopback_url_ending_in_invoke_with_an_envelope_needs_no_auth_and_masks_credentials(
+    gpt: SdkServer, tmp_path: Path
+) -> None:
+    envelope = {
+        "session_id": "e2e",
+        "event": "request",
+        "data": {
+            "user_id": "u-1",
+            "type": "model",
+            "action": "validate_provider_credentials",
+            "provider": "mockgpt",
+            "credentials": GOOD_CREDENTIALS,
+        },
+    }
+    (tmp_path / "envelope.json").write_text(json.dumps(envelope))
+    url = gpt.url.rstrip("/") + "/invoke"
+    # No AWS credentials at all: a loopback URL is called unsigned.
+    no_aws = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    result = run(
+        "invoke", url, "validate_provider_credentials", "--data", f"@{tmp_path / 'envelope.json'}", env=no_aws
+    )
+    assert result.returncode == 0, result.stderr
+    assert "IAM is not used" in result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["result"] is True
+    secret = GOOD_CREDENTIALS["api_key"]
+    assert secret not in result.stdout
+    assert payload["credentials"]["api_key"] == "********"
+
+    shown = run(
+        "invoke",
+        url,
+        "validate_provider_credentials",
+        "--data",
+        f"@{tmp_path / 'envelope.json'}",
+        "--show-secrets",
+        env=no_aws,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["credentials"] == GOOD_CREDENTIALS

@@ -103,9 +103,14 @@ def test_verify_exit_codes(tmp_path: Path, keys: tuple[Path, Path]) -> None:
         1,
         "dify-lambda: verify failed: s.difypkg: signature does not verify with the given key",
     )
+    r = run("verify", "s.difypkg", "--key", "other.pem", "--json", cwd=tmp_path)
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["verified"] is False
     r = run("verify", "s.difypkg", "--key", "other.pem", "--key", keys[1], cwd=tmp_path)
     assert r.returncode == 0
     assert "treats it as langgenius" in r.stdout
+    r = run("verify", "s.difypkg", "--key", "other.pem", "--key", keys[1], "--json", cwd=tmp_path)
+    assert (r.returncode, json.loads(r.stdout)["verified"]) == (0, True)
     r = run("verify", "s.difypkg", "--key", "missing.pem", cwd=tmp_path)
     assert (r.returncode, r.stderr.strip()) == (
         2,
@@ -120,7 +125,8 @@ CLI_CASES = {c.id: c for c in bad_packages()}
 
 
 @pytest.mark.parametrize(
-    "case_id", ["not-a-zip", "traversal", "symlink", "zip-bomb", "manifest-field-missing", "runner-python"]
+    "case_id",
+    ["not-a-zip", "traversal", "symlink", "zip-bomb", "manifest-field-missing", "manifest-nested-20000-flow"],
 )
 def test_bad_packages_exit_2_with_one_line(tmp_path: Path, keys: tuple[Path, Path], case_id: str) -> None:
     case = CLI_CASES[case_id]

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -149,15 +150,20 @@ def test_serve_rejects_a_path_that_is_not_a_plugin(tmp_path: Path) -> None:
     assert "neither a built artifact" in proc.stderr and str(tmp_path) in proc.stderr
 
 
-@pytest.mark.slow
-def test_serve_built_x86_64_artifact(tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(scope="module")
+def built_mockgpt(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``dify-lambda build plugins/mockgpt`` for this machine, once per module (wheels cached per session)."""
+    from dify_lambda.emulator.platform_check import host_arch
     from dify_lambda.packaging.interpreters import find_interpreter
 
     if find_interpreter("3.12") is None:
         pytest.skip("no local Python 3.12 to run the artifact")
+    env_cache = os.environ.get("DIFY_LAMBDA_TEST_CACHE")
+    cache = Path(env_cache) if env_cache else Path(pytestconfig.cache.mkdir("dify-lambda-build"))
     out = tmp_path_factory.mktemp("build") / "mockgpt"
+    command = [str(CLI), "build", str(ROOT / "plugins" / "mockgpt"), "-o", str(out), "--arch", host_arch()]
     build = subprocess.run(
-        [str(CLI), "build", str(ROOT / "plugins" / "mockgpt"), "-o", str(out), "--arch", "x86_64", "-q"],
+        [*command, "--cache-dir", str(cache), "-q"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -165,10 +171,149 @@ def test_serve_built_x86_64_artifact(tmp_path_factory: pytest.TempPathFactory) -
     )
     assert build.returncode == 0, build.stderr[-3000:]
     assert (out / "artifact.zip").is_file()
-    with serve(out) as served, httpx.Client(timeout=WAIT) as client:
+    return out
+
+
+def _copy_build(build: Path, dest: Path) -> Path:
+    shutil.copytree(build, dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_serve_built_artifact_twice_unpacks_once(built_mockgpt: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    digest = json.loads((built_mockgpt / "build-report.json").read_text())["artifact_sha256"]
+    with serve(built_mockgpt, "--cache-dir", str(cache)) as served, httpx.Client(timeout=WAIT) as client:
         assert served.banner.startswith("serving dify-lambda/mockgpt at ")
         r = _invoke(client, served.url, catalog.case("llm_stream"))
         assert r.status_code == 200
         assert _lines(r.content)[-1]["data"] == {"type": "end", "data": {}}
         _assert_first_word_arrives_before_the_last_exists(served.url)
-    shutil.rmtree(out, ignore_errors=True)
+    entry = cache / "serve" / digest
+    (entry / "sentinel").write_text("first serve")
+    with serve(built_mockgpt, "--cache-dir", str(cache)) as served, httpx.Client(timeout=WAIT) as client:
+        r = _invoke(client, served.url, catalog.case("llm_stream"))
+        assert _lines(r.content)[-1]["data"] == {"type": "end", "data": {}}
+    # The second serve used the same unpacked tree; the cache holds that entry only.
+    assert (entry / "sentinel").read_text() == "first serve"
+    assert [p.name for p in (cache / "serve").iterdir()] == [digest]
+
+
+@pytest.mark.slow
+def test_serve_applies_the_template_environment_and_env_overrides(
+    built_mockgpt: Path, tmp_path: Path
+) -> None:
+    """The template's DIFY_LAMBDA_URL_AUTH (AWS_IAM) is overridden from an --env-vars file, and --env adds
+    the secret a public URL needs: a call without the secret is refused, with it the plugin answers."""
+    env_file = tmp_path / "env.json"
+    env_file.write_text(json.dumps({"PluginFunction": {"DIFY_LAMBDA_URL_AUTH": "NONE"}}))
+    secret = "e2e-local-secret"
+    args = (
+        "--env-vars",
+        str(env_file),
+        "--env",
+        f"DIFY_LAMBDA_SECRET={secret}",
+        "--cache-dir",
+        str(tmp_path),
+    )
+    with serve(built_mockgpt, *args) as served, httpx.Client(timeout=WAIT) as client:
+        refused = _invoke(client, served.url, catalog.case("llm_stream"))
+        assert refused.status_code == 401
+        case = catalog.case("llm_stream")
+        envelope = catalog.envelope(case, "e2e-session")
+        r = client.post(
+            f"{served.url}/invoke?action={case.action}",
+            content=encode_envelope(envelope),
+            headers={"content-type": "application/json", "x-dify-lambda-secret": secret},
+        )
+        assert r.status_code == 200
+        assert _lines(r.content)[-1]["data"] == {"type": "end", "data": {}}
+
+
+def _run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLI), "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cached", [True, False])
+def test_port_in_use_is_one_line_exit_2_and_leaves_no_temporary_directory(
+    built_mockgpt: Path, tmp_path: Path, cached: bool
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    cache = tmp_path / "cache"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        flags = ["--cache-dir", str(cache)] if cached else ["--no-cache"]
+        proc = _run_serve(str(built_mockgpt), "--port", str(port), *flags, env={"TMPDIR": str(scratch)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f"dify-lambda: error: cannot listen on 127.0.0.1:{port}: ")
+    assert list(scratch.iterdir()) == []
+    if cached:  # only the complete entry, no half-unpacked sibling
+        assert [p.name for p in (cache / "serve").iterdir()] == [
+            json.loads((built_mockgpt / "build-report.json").read_text())["artifact_sha256"]
+        ]
+
+
+@pytest.mark.slow
+def test_unknown_host_is_one_line_exit_2(built_mockgpt: Path, tmp_path: Path) -> None:
+    proc = _run_serve(
+        str(built_mockgpt), "--host", "no-such-host.invalid", "--port", "0", "--cache-dir", str(tmp_path)
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("dify-lambda: error: cannot listen on no-such-host.invalid:0: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_an_artifact_built_for_another_arch_is_refused_in_one_line(
+    built_mockgpt: Path, tmp_path: Path
+) -> None:
+    from dify_lambda.emulator.platform_check import host_arch
+
+    other = "arm64" if host_arch() == "x86_64" else "x86_64"
+    build = _copy_build(built_mockgpt, tmp_path / "foreign")
+    report = json.loads((build / "build-report.json").read_text())
+    report["architecture"] = other
+    (build / "build-report.json").write_text(json.dumps(report))
+    proc = _run_serve(str(build), "--port", "0", "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert f"built for {other} (build-report.json)" in proc.stderr and f"--arch {host_arch()}" in proc.stderr
+    assert not (tmp_path / "cache").exists()  # refused before unpacking
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "not valid JSON (line 1"),
+        ("[]", "the top level must be an object"),
+        ('{"Parameters": "SECRET-VALUE"}', "'Parameters' must be an object"),
+    ],
+)
+def test_a_bad_env_vars_file_is_one_line_without_its_values(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    env_file = tmp_path / "env.json"
+    env_file.write_text(content)
+    proc = _run_serve(str(ROOT / "plugins" / "mockgpt"), "--port", "0", "--env-vars", str(env_file))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert fragment in proc.stderr
+    assert "SECRET-VALUE" not in proc.stderr
+
+
+def test_a_bad_env_assignment_is_one_line_without_its_value() -> None:
+    proc = _run_serve(str(ROOT / "plugins" / "mockgpt"), "--port", "0", "--env", "SECRET-VALUE")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "dify-lambda: error: --env #1: expected KEY=VALUE with KEY a variable name"

@@ -23,14 +23,27 @@ from typing import Any, Literal
 
 from dify_lambda.wire import build_envelope
 
-PluginName = Literal["mockgpt", "mocklab"]
+PluginName = Literal["mockgpt", "mocklab", "tiny"]
 Expect = Literal["ok", "plugin_error", "end_only"]
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS_DIR = ROOT / "plugins"
 #: ``author/name`` of each demo plugin (what the host sends as ``X-Plugin-ID``).
-PLUGIN_IDS: dict[str, str] = {"mockgpt": "dify-lambda/mockgpt", "mocklab": "dify-lambda/mocklab"}
-PROVIDERS: dict[str, str] = {"mockgpt": "mockgpt", "mocklab": "mocklab"}
+PLUGIN_IDS: dict[str, str] = {
+    "mockgpt": "dify-lambda/mockgpt",
+    "mocklab": "dify-lambda/mocklab",
+    "tiny": "dify-lambda-tests/tiny",
+}
+PROVIDERS: dict[str, str] = {"mockgpt": "mockgpt", "mocklab": "mocklab", "tiny": "tiny"}
+#: Where each plugin's source lives: the demo plugins, and the test plugin that loads on every
+#: supported SDK release (the demo plugins use 0.10-only features: polling, multimodal models).
+PLUGIN_DIRS: dict[str, Path] = {
+    "mockgpt": PLUGINS_DIR / "mockgpt",
+    "mocklab": PLUGINS_DIR / "mocklab",
+    "tiny": ROOT / "tests" / "support" / "tinyplugin",
+}
+#: The oldest SDK (major, minor) each plugin loads on (the demo plugins declare 0.10 but load on 0.9).
+PLUGIN_MIN_SDK: dict[str, tuple[int, int]] = {"mockgpt": (0, 9), "mocklab": (0, 9), "tiny": (0, 2)}
 USER_ID = "catalog-user"
 GOOD_CREDENTIALS: dict[str, str] = {"api_key": "mock-catalog"}
 BAD_CREDENTIALS: dict[str, str] = {"api_key": "not-a-mock-key"}
@@ -60,10 +73,13 @@ class Case:
     partial: bool = False
     #: The case is about streaming timing (``word_delay`` > 0).
     timing: bool = False
+    #: The first SDK (major, minor) whose answer matches ``expect`` (older ones answer otherwise,
+    #: e.g. before 0.10 ``input_type`` was optional); conformance compares bytes on every release.
+    expect_since: tuple[int, int] = (0, 0)
 
     @property
     def plugin_dir(self) -> Path:
-        return PLUGINS_DIR / self.plugin
+        return PLUGIN_DIRS[self.plugin]
 
 
 def envelope(case: Case, session_id: str) -> dict[str, Any]:
@@ -497,6 +513,7 @@ def _lab_cases() -> list[Case]:
         {**emb, "texts": DOCS},
         expect=err,
         error_type="ValidationError",
+        expect_since=(0, 10),
     )
     add(
         "embed_rate_limit",
@@ -704,9 +721,109 @@ def _lab_cases() -> list[Case]:
     return c
 
 
+def _tiny_cases() -> list[Case]:
+    """Every model action that every supported SDK release routes, against the tiny test plugin."""
+    t: list[Case] = []
+
+    def add(name: str, action: str, data: Mapping[str, Any], **kw: Any) -> None:
+        t.append(Case(name=name, plugin="tiny", action=action, data=data, **kw))
+
+    err = "plugin_error"
+    good = {"api_key": "tiny-key"}
+    bad = {"api_key": "wrong"}
+
+    def model(model_type: str, name: str, credentials: Mapping[str, str] = good) -> dict[str, Any]:
+        return {"provider": "tiny", "model_type": model_type, "model": name, "credentials": dict(credentials)}
+
+    def chat(text: str, *, stream: bool = True) -> dict[str, Any]:
+        return {
+            **model("llm", "tiny-llm"),
+            "prompt_messages": [{"role": "user", "content": text}],
+            "model_parameters": {},
+            "stop": None,
+            "tools": None,
+            "stream": stream,
+        }
+
+    add("tiny_llm_stream", "invoke_llm", chat("one two three"))
+    add("tiny_llm_nonstream", "invoke_llm", chat("one two", stream=False))
+    add("tiny_llm_error", "invoke_llm", chat("boom"), expect=err, error_type="InvokeBadRequestError")
+    add(
+        "tiny_llm_late_error",
+        "invoke_llm",
+        chat("late boom"),
+        expect=err,
+        partial=True,
+        error_type="InvokeBadRequestError",
+    )
+    add("tiny_llm_rate_limit", "invoke_llm", chat("ratelimit"), expect=err, error_type="InvokeRateLimitError")
+    add(
+        "tiny_llm_bad_type",
+        "invoke_llm",
+        {**chat("hi"), "prompt_messages": [{"role": "nobody", "content": "hi"}]},
+        expect=err,
+        error_type="ValidationError",
+    )
+    add(
+        "tiny_llm_num_tokens",
+        "get_llm_num_tokens",
+        {
+            **model("llm", "tiny-llm"),
+            "prompt_messages": [{"role": "user", "content": "a b c"}],
+            "tools": None,
+        },
+    )
+    emb = model("text-embedding", "tiny-embed")
+    add("tiny_embed", "invoke_text_embedding", {**emb, "texts": ["quick fox", "lazy dog"]})
+    add("tiny_embed_num_tokens", "get_text_embedding_num_tokens", {**emb, "texts": ["a b", "c"]})
+    add(
+        "tiny_rerank",
+        "invoke_rerank",
+        {
+            **model("rerank", "tiny-rerank"),
+            "query": "quick fox",
+            "docs": ["quick brown fox", "lazy dog"],
+            "score_threshold": None,
+            "top_n": None,
+        },
+    )
+    tts = model("tts", "tiny-tts")
+    add("tiny_tts", "invoke_tts", {**tts, "content_text": "hello there", "voice": "alice", "tenant_id": "t1"})
+    add("tiny_tts_voices", "get_tts_model_voices", {**tts, "language": None})
+    add("tiny_stt", "invoke_speech2text", {**model("speech2text", "tiny-stt"), "file": PLAIN_AUDIO.hex()})
+    mod = model("moderation", "tiny-mod")
+    add("tiny_moderation", "invoke_moderation", {**mod, "text": "this is forbidden"})
+    add("tiny_validate_provider", "validate_provider_credentials", {"provider": "tiny", "credentials": good})
+    add(
+        "tiny_validate_provider_bad",
+        "validate_provider_credentials",
+        {"provider": "tiny", "credentials": bad},
+        expect=err,
+        error_type="CredentialsValidateFailedError",
+    )
+    add("tiny_validate_model", "validate_model_credentials", model("llm", "tiny-llm"))
+    add(
+        "tiny_validate_model_bad",
+        "validate_model_credentials",
+        model("llm", "tiny-llm", bad),
+        expect=err,
+        error_type="CredentialsValidateFailedError",
+    )
+    add("tiny_schema", "get_ai_model_schemas", model("llm", "tiny-llm"))
+    add(
+        "tiny_polling",
+        "start_polling",
+        chat("hello"),
+        note="routed from 0.9 on (the tiny plugin has no polling model); older releases answer end only",
+    )
+    return t
+
+
 CASES: tuple[Case, ...] = (*_gpt_cases(), *_lab_cases())
-CASES_BY_NAME: dict[str, Case] = {case.name: case for case in CASES}
-if len(CASES_BY_NAME) != len(CASES):  # pragma: no cover - guards edits to the lists above
+#: The tiny test plugin's cases, kept apart from :data:`CASES` (the demo plugins' catalogue).
+TINY_CASES: tuple[Case, ...] = tuple(_tiny_cases())
+CASES_BY_NAME: dict[str, Case] = {case.name: case for case in (*CASES, *TINY_CASES)}
+if len(CASES_BY_NAME) != len(CASES) + len(TINY_CASES):  # pragma: no cover - guards edits to the lists above
     raise ValueError("duplicate case names in the catalogue")
 
 

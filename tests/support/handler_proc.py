@@ -79,11 +79,18 @@ def _child_env(plugin_dir: Path, env: Mapping[str, str] | None) -> dict[str, str
 
 @contextmanager
 def running_handler(
-    plugin_dir: Path, env: Mapping[str, str] | None = None, *, timeout: float = 60.0
+    plugin_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 60.0,
+    python: Path | None = None,
 ) -> Iterator[HandlerProcess]:
-    """Start the HTTP shim for ``plugin_dir``; yields once it listens, kills it afterwards."""
+    """Start the HTTP shim for ``plugin_dir``; yields once it listens, kills it afterwards.
+
+    ``python`` runs it under another interpreter (an SDK matrix venv, tests/support/sdk_matrix.py).
+    """
     proc = subprocess.Popen(
-        [str(PYTHON), __file__, "http"],
+        [str(python or PYTHON), __file__, "http"],
         env=_child_env(plugin_dir, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -423,7 +423,7 @@ def bad_packages() -> list[BadCase]:
             "manifest-bad-version",
             _manifest("version", "1.x"),
             ManifestError,
-            "manifest.yaml: version: '1.x' is not a plugin version like 0.0.1",
+            "manifest.yaml: version: not a plugin version like 0.0.1",
         ),
         BadCase(
             "manifest-bad-author",
@@ -435,13 +435,13 @@ def bad_packages() -> list[BadCase]:
             "runner-language",
             _manifest("meta.runner.language", "go"),
             UnsupportedRunnerError,
-            "meta.runner.language 'go' is not supported; only python is",
+            "manifest.yaml: meta.runner.language is not supported; only python is",
         ),
         BadCase(
-            "runner-python",
-            _manifest("meta.runner.version", "3.11"),
-            UnsupportedRunnerError,
-            "meta.runner.version '3.11' is not supported; supported: 3.12, 3.13",
+            "runner-version-too-long",
+            _manifest("meta.runner.version", "3." + "1" * 200),
+            ManifestError,
+            "manifest.yaml: meta.runner.version: String should have at most 128 characters",
         ),
         BadCase(
             "entrypoint-missing",
@@ -498,10 +498,87 @@ def bad_packages() -> list[BadCase]:
             "provider/tiny.yaml: extra.python.model_sources[0]: 'models/llm/llm.py' not found in the package",
         ),
         BadCase(
-            "predefined-glob-empty",
-            _provider("models.llm.predefined", ["models/llm/none-*.yaml"]),
+            "predefined-glob-unterminated-class",
+            _provider("models.llm.predefined", ["models/llm/[ab.yaml"]),
             ManifestError,
-            "provider/tiny.yaml: models.llm.predefined[0]: 'models/llm/none-*.yaml' matches no file",
+            "provider/tiny.yaml: models.llm.predefined[0]: malformed pattern: it has an unterminated",
+        ),
+        BadCase(
+            "predefined-glob-traversal",
+            _provider("models.llm.predefined", ["../*.yaml"]),
+            ManifestError,
+            "provider/tiny.yaml: models.llm.predefined[0]: pattern must stay inside the plugin directory",
+        ),
+        BadCase(
+            "predefined-glob-too-long",
+            _provider("models.llm.predefined", ["*" * 1025]),
+            ManifestError,
+            "provider/tiny.yaml: models.llm.predefined[0]: pattern longer than 1024 characters",
+        ),
+        BadCase(
+            "predefined-glob-too-many",
+            _provider("models.llm.predefined", ["models/llm/*.yaml"] * 257),
+            ManifestError,
+            "provider/tiny.yaml: 257 predefined-model patterns, over the limit of 256",
+        ),
+        BadCase(
+            "predefined-glob-scan-budget",
+            build_zip(
+                edit(
+                    files,
+                    {
+                        **{f"_assets/{i:02d}" + "a" * 1000: b"" for i in range(20)},
+                        "provider/tiny.yaml": dump(
+                            set_path(provider_doc(), "models.llm.predefined", [f"*{i}*" for i in range(256)])
+                        ),
+                    },
+                )
+            ),
+            ManifestError,
+            "predefined-model patterns need more than 5000000 matching steps",
+        ),
+        BadCase(
+            "manifest-nested-300-block",
+            good_package(manifest_dot_yaml=b"a:\n" + b"".join(b"  " * i + b"- \n" for i in range(1, 300))),
+            ManifestError,
+            "manifest.yaml: invalid YAML at line 65, column",
+        ),
+        BadCase(
+            "manifest-nested-20000-flow",
+            good_package(manifest_dot_yaml=b"a: " + b"[" * 20_000),
+            ManifestError,
+            "manifest.yaml: invalid YAML at line 1, column 67: nested deeper than 64 levels",
+        ),
+        BadCase(
+            "provider-nested-20000-json",
+            good_package(provider__tiny_dot_yaml=b"{" + b'"a": {' * 20_000),
+            ManifestError,
+            "provider/tiny.yaml: invalid YAML at line 1, column",
+        ),
+        BadCase(
+            "manifest-lone-surrogate",
+            good_package(manifest_dot_yaml=b'label: {en_US: "\\udc80"}\n'),
+            ManifestError,
+            "manifest.yaml: invalid YAML at line 1, column 16: escaped lone surrogate",
+        ),
+        BadCase(
+            "manifest-not-utf8",
+            good_package(manifest_dot_yaml=b"name: \xff\xfe\n"),
+            ManifestError,
+            "manifest.yaml: not UTF-8 text (byte 6)",
+        ),
+        BadCase(
+            "model-yaml-not-utf8",
+            good_package(models__llm__llm_dot_yaml=b"model: \xc3\x28\n"),
+            ManifestError,
+            "models/llm/llm.yaml: not UTF-8 text (byte 7)",
+        ),
+        BadCase(
+            "yaml-tag-not-echoed",
+            good_package(manifest_dot_yaml=b"a: !!python/object:os.system secret-value\n"),
+            ManifestError,
+            "manifest.yaml: invalid YAML at line 1, column 4: "
+            "could not determine a constructor for the tag '...'",
         ),
         BadCase(
             "model-yaml-schema",

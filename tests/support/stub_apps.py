@@ -4,7 +4,7 @@ Behaviour is chosen by the event's ``rawPath``; ``STUB_RECORD`` names a file whe
 one line per observable step (``close <request id>``, hook runs), so tests can check what happened
 inside the subprocess. ``/gated`` yields ``first`` and then waits until the file named by the
 ``x-gate`` header exists before yielding ``second``: a test can prove chunk 1 left the process
-before chunk 2 was even produced.
+before chunk 2 was even produced. ``/endless`` ticks until its generator is closed (``stopped``).
 """
 
 from __future__ import annotations
@@ -47,8 +47,12 @@ class StubApp:
         elif path == "/echo":
             context_doc = {"event": event, "trace": os.environ.get("_X_AMZN_TRACE_ID", "")}
             body = iter([json.dumps(context_doc).encode()])
+        elif path == "/env":
+            body = iter([json.dumps(dict(os.environ)).encode()])
         elif path == "/stamps":
             body = _stamps(int(event.get("rawQueryString", "").partition("=")[2] or 20))
+        elif path == "/endless":
+            body = _endless(rid)
         elif path == "/words":
             body = _words(int(event.get("rawQueryString", "").partition("=")[2] or 5))
         else:
@@ -72,6 +76,16 @@ def _gated(gate: str) -> Iterator[bytes]:
     while not Path(gate).exists():
         time.sleep(0.01)
     yield b"second"
+
+
+def _endless(rid: str) -> Iterator[bytes]:
+    """Ticks until closed; records ``stopped <request id>`` when its consumer closes it."""
+    try:
+        while True:
+            yield b"tick "
+            time.sleep(0.01)
+    finally:
+        _record(f"stopped {rid}")
 
 
 def _words(count: int) -> Iterator[bytes]:

@@ -1,16 +1,31 @@
-"""The serverless connector HTTP server (stdlib ``ThreadingHTTPServer``), routes as in sri.md §3.
+"""The serverless connector HTTP server (stdlib ``ThreadingHTTPServer``), routes as in docs/connector.md.
 
-Every route checks ``Authorization`` (the raw key, ``Bearer <key>`` tolerated) in constant time.
-Launch answers 200 at once and streams chunked ``data:`` lines, flushing each one; the request
-body size is checked from ``Content-Length`` before a byte of it is read.
+Every route checks ``Authorization`` (the raw key, ``Bearer <key>`` tolerated) in constant time;
+the key is never read from the query string, and no log line carries a query string. Launch
+answers 200 at once and streams chunked ``data:`` lines, flushing each one; the request body size
+is checked from ``Content-Length`` before a byte of it is read.
+
+Every connection has a read timeout: each receive waits at most ``read_timeout_s``, and a whole
+request (line, headers and body) must arrive within ``read_timeout_s`` too, so a client trickling
+bytes cannot hold a thread. The stdlib server is kept on purpose: uvicorn has no deadline on
+receiving a request either (only a keep-alive timeout reset by every byte), the launch work is
+blocking boto3 and builder code that would run in threads anyway, and the daemon-facing protocol
+stays byte for byte what it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
+import re
+import signal
+import socket
 import sys
+import threading
+from collections.abc import Iterable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,36 +36,62 @@ from dify_lambda.infra.connector.multipart import parse_form
 from dify_lambda.infra.connector.service import LaunchService
 from dify_lambda.infra.errors import ConnectorError
 
-__all__ = ["ConnectorServer", "make_server"]
+__all__ = ["ConnectorServer", "make_server", "serve_until_signalled"]
 
 logger = logging.getLogger(__name__)
 
 #: Room for the form's text fields, part headers and boundaries on top of the package itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
+#: Default time to receive one whole request (and the longest wait for any one receive).
+DEFAULT_READ_TIMEOUT_S = 30.0
+#: ``listen()`` backlog: the stdlib default of 5 resets connections under a burst.
+LISTEN_BACKLOG = 128
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+def _plain_number(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` alone accepts "²", which ``int()`` then refuses."""
+    value = value.strip()
+    return value.isascii() and value.isdigit()
+
+
+def _without_query(text: str) -> str:
+    """``text`` with every ``?query`` part cut, so no log line carries a query string."""
+    return _QUERY.sub("", text)
 
 
 class ConnectorServer(ThreadingHTTPServer):
     """Holds the service and the settings the request handler reads."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(
-        self, address: tuple[str, int], service: LaunchService, *, api_key: str, max_package_bytes: int
+        self,
+        address: tuple[str, int],
+        service: LaunchService,
+        *,
+        api_key: str,
+        max_package_bytes: int,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
         if not api_key:
             raise ConnectorError("the connector API key is empty")
         if max_package_bytes <= 0:
             raise ConnectorError("--max-package-mb must be positive")
+        if read_timeout_s <= 0:
+            raise ConnectorError("--read-timeout must be positive")
         super().__init__(address, ConnectorHandler)
         self.service = service
         self.api_key = api_key.encode()
         self.max_package_bytes = max_package_bytes
+        self.read_timeout_s = read_timeout_s
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log instead of printing to stderr; a client dropping its connection is routine."""
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError):
-            logger.debug("client %s dropped the connection", client_address)
+        if isinstance(exc, OSError):  # reset, broken pipe, read timeout
+            logger.debug("client %s dropped the connection or timed out", client_address)
         else:
             logger.exception("error while handling a request from %s", client_address)
 
@@ -61,10 +102,57 @@ class ConnectorServer(ThreadingHTTPServer):
 
 
 def make_server(
-    host: str, port: int, service: LaunchService, *, api_key: str, max_package_bytes: int
+    host: str,
+    port: int,
+    service: LaunchService,
+    *,
+    api_key: str,
+    max_package_bytes: int,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
 ) -> ConnectorServer:
     """Bind (``port`` 0 picks a free one); call ``serve_forever()`` on the result."""
-    return ConnectorServer((host, port), service, api_key=api_key, max_package_bytes=max_package_bytes)
+    return ConnectorServer(
+        (host, port),
+        service,
+        api_key=api_key,
+        max_package_bytes=max_package_bytes,
+        read_timeout_s=read_timeout_s,
+    )
+
+
+def serve_until_signalled(
+    server: ConnectorServer,
+    *,
+    signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    drain_timeout_s: float | None = None,
+) -> bool:
+    """Serve until one of ``signals``; then stop accepting, cancel the launches in flight and wait.
+
+    Cancelled launches roll back at their next step and end their streams with a ``failed`` line;
+    a launch whose deploy already finished completes. Must run in the main thread (signal
+    handlers). Returns True when every launch was finished or rolled back in time.
+    """
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            # shutdown() waits for serve_forever(), which runs in this very thread: ask from another.
+            threading.Thread(target=server.shutdown, name="connector-shutdown", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    try:
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    in_flight = server.service.stop()
+    server.server_close()
+    logger.info("stopping: %d launch(es) in flight are being finished or rolled back", in_flight)
+    done = server.service.wait_idle(timeout=drain_timeout_s)
+    if not done:
+        logger.warning("stopping with launches still running after %s s", drain_timeout_s)
+    return done
 
 
 class ConnectorHandler(BaseHTTPRequestHandler):
@@ -73,8 +161,62 @@ class ConnectorHandler(BaseHTTPRequestHandler):
     server_version = "dify-lambda-connector"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # The longest wait for any one receive (the stdlib reads ``timeout`` only as a class attribute).
+        self.connection.settimeout(self.server.read_timeout_s)
+        self._deadline: threading.Timer | None = None
+
+    def handle_one_request(self) -> None:
+        # The whole request (line, headers, body) must arrive in time, however slowly it trickles.
+        self._deadline = threading.Timer(self.server.read_timeout_s, self._expire)
+        self._deadline.daemon = True
+        self._deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._received()
+
+    def _received(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        logger.info(
+            "%s: request not received within %.0f s; connection closed",
+            self.address_string(),
+            self.server.read_timeout_s,
+        )
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def log_message(self, format: str, *args: Any) -> None:
-        logger.info("%s %s", self.address_string(), format % args)
+        # Never a query string (a key or a value a client put there), whatever the format says.
+        logger.info("%s %s", self.address_string(), _without_query(format % args))
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A malformed request: one JSON line naming the status, never the request line it quoted."""
+        status = HTTPStatus(code)
+        self.request_version = self.protocol_version  # unset when the request line was unreadable
+        self.log_message("refused a malformed request: %d %s", status.value, status.phrase)
+        self.close_connection = True
+        self.send_response_only(status.value)
+        body = protocol.error_body(f"malformed request: {status.phrase}")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and status.value >= 200:
+            self.wfile.write(body)
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        path = urlsplit(getattr(self, "path", "") or "").path  # unset when the request line was bad
+        if path.rstrip("/") == "/v1/launch":
+            return  # a launch gets one line with its outcome instead
+        status = getattr(code, "value", code)
+        self.log_message("%s %s %s", getattr(self, "command", None) or "-", path or "-", status)
 
     # --- responses -----------------------------------------------------------------------------
 
@@ -111,48 +253,91 @@ class ConnectorHandler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
+        launch = path == "/v1/launch" and method == "POST"
         if not self._authorized():
+            # The key is only ever read from this header, never from the query string.
             self._error(401, "unauthorized: missing or wrong Authorization key", close=method == "POST")
+            if launch:
+                self._log_launch("-", "refused: unauthorized")
             return
+        if launch:
+            ident, outcome = self._launch()
+            if outcome:
+                self._log_launch(ident, outcome)
+            return
+        if not self._drain():
+            return
+        self._received()
         if path == "/ping":
-            self._drain()
             self._send(200, protocol.PONG)
         elif path == "/v1/runner/instances" and method == "GET":
             filename = (parse_qs(parts.query).get("filename") or [""])[0]
             status, body = self.server.service.instances(filename)
             self._send(status, body)
-        elif path == "/v1/launch" and method == "POST":
-            self._launch()
         else:
-            self._error(404, f"no route {method} {path}", close=method == "POST")
+            self._error(404, "no such route: the connector serves /ping, /v1/runner/instances, /v1/launch")
 
-    def _drain(self) -> None:
+    def _log_launch(self, ident: str, outcome: str) -> None:
+        logger.info("%s launch %s: %s", self.address_string(), ident, outcome)
+
+    def _content_length(self) -> int | None:
+        """The declared body length; None (after a 400 answer) when it is not a plain number."""
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return 0
+        if not _plain_number(value):
+            self._error(400, "Content-Length is not a non-negative integer", close=True)
+            return None
+        return int(value)
+
+    def _drain(self) -> bool:
         """Read a small request body (ping may come with one) so the connection stays usable."""
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and 0 < int(length) <= 65536:
-            self.rfile.read(int(length))
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True  # answer, then close instead of reading a chunked body
+            return True
+        length = self._content_length()
+        if length is None:
+            return False
+        if length > 65536:
+            self._error(413, "request body over 65536 bytes", close=True)
+            return False
+        if length and len(self.rfile.read(length)) < length:
+            self.close_connection = True
+            return False
+        return True
 
     # --- launch --------------------------------------------------------------------------------
 
-    def _launch(self) -> None:
+    def _refuse(self, status: int, message: str) -> tuple[str, str]:
+        self._error(status, message, close=True)
+        return "-", f"refused: {message}"
+
+    def _launch(self) -> tuple[str, str]:
+        """Read, check and run one launch; returns the package identity and the outcome to log.
+
+        A streamed launch logs its outcome itself, before the stream's last chunk (outcome "").
+        """
         length_header = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding") or not length_header:
-            self._error(411, "launch needs a Content-Length (chunked uploads are not accepted)", close=True)
-            return
-        if not length_header.isdigit():
-            self._error(400, "Content-Length is not a number", close=True)
-            return
+            return self._refuse(411, "launch needs a Content-Length (chunked uploads are not accepted)")
+        if not _plain_number(length_header):
+            return self._refuse(400, "Content-Length is not a non-negative integer")
         length = int(length_header)
         cap = self.server.max_package_bytes + FORM_OVERHEAD_BYTES
         if length > cap:
-            self._error(
+            return self._refuse(
                 413,
-                f"launch body is {length} bytes, over the connector's limit of {cap} bytes "
+                f"launch body is over the connector's limit of {cap} bytes "
                 f"(--max-package-mb {self.server.max_package_bytes // (1024 * 1024)})",
-                close=True,
             )
-            return
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        if len(body) < length:
+            self.close_connection = True
+            return "-", f"refused: request body not received within {self.server.read_timeout_s:.0f} s"
+        self._received()
         try:
             form = parse_form(self.headers.get("Content-Type", ""), body)
             context = form.files.get("context")
@@ -164,7 +349,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
                 _check_metadata(metadata, parsed.unique_identifier)
         except DifyLambdaError as exc:
             self._error(400, str(exc))
-            return
+            return "-", f"refused: {exc}"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -172,13 +357,18 @@ class ConnectorHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         verified = form.fields.get("verified", "").strip().lower() == "true"
+        outcome = "failed"
         try:
-            self.server.service.launch(parsed, context.data, verified, self._write_chunk)
+            outcome = self.server.service.launch(parsed, context.data, verified, self._write_chunk)
+            self._log_launch(str(parsed), outcome)
+            outcome = ""
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            logger.warning("daemon disconnected during the launch of %s", parsed)
+        except OSError:
             self.close_connection = True
+            if outcome:
+                return str(parsed), "failed: the daemon disconnected; the launch stops and rolls back"
+        return str(parsed), ""
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

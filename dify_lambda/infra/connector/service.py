@@ -5,7 +5,10 @@ Launch = validate (H1's reader, file name vs package checksum, ``verified``) →
 a random per-function secret as the first path segment, because the daemon signs nothing). It is
 idempotent per checksum and serialised per checksum. The pipeline runs in a worker thread so the
 stream can end with a ``failed`` line when the time budget runs out; the worker then aborts at its
-next progress step and the deployer removes whatever this launch created.
+next progress step and the deployer removes whatever this launch created. :meth:`LaunchService.stop`
+(SIGTERM/SIGINT) cancels every launch in flight the same way; a launch whose deploy already
+finished completes. Each launch returns one outcome (``launched``, ``refused: ...``,
+``failed: ...``) that the server logs as one line.
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ class _Cancelled(Exception):
     """Raised from a progress callback once the request side has given up on a launch."""
 
 
+#: Why a launch was cancelled; the stream's ``failed`` line and the log line say it.
+SHUTTING_DOWN = "the connector is shutting down; the launch was stopped and rolled back"
+
+
+class _Launch:
+    """One launch in flight: its cancel flag, the reason, and its outcome once known."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.reason = ""
+        self.outcome = ""
+
+    def cancel(self, reason: str) -> None:
+        if not self.cancelled.is_set():
+            self.reason = reason
+            self.cancelled.set()
+
+
 class LaunchService:
     """Instances lookup and launch, with injected deployer, builder and package reader."""
 
@@ -82,6 +103,8 @@ class LaunchService:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._workers: set[threading.Thread] = set()
+        self._active: set[_Launch] = set()
+        self._stopping = threading.Event()
 
     # --- lookup --------------------------------------------------------------------------------
 
@@ -131,44 +154,63 @@ class LaunchService:
 
     def launch(
         self, parsed: PackageFilename, data: bytes, verified: bool, emit: Callable[[bytes], None]
-    ) -> None:
-        """Run one launch, calling ``emit`` with each encoded line, the last one ``end`` or ``failed``."""
+    ) -> str:
+        """Run one launch, calling ``emit`` with each encoded line, the last one ``end`` or ``failed``.
+
+        Returns the outcome for the log: ``launched <function>``, ``refused: ...`` or ``failed: ...``.
+        """
         lines: queue.Queue[bytes | None] = queue.Queue()
-        cancelled = threading.Event()
+        job = _Launch()
         worker = threading.Thread(
             target=self._pipeline,
-            args=(parsed, data, verified, lines, cancelled),
+            args=(parsed, data, verified, lines, job),
             name=f"launch-{parsed.checksum[:12]}",
             daemon=True,
         )
         deadline = time.monotonic() + self.settings.launch_budget_s
         with self._locks_guard:
+            if self._stopping.is_set():
+                emit(protocol.chunk("start", "failed", SHUTTING_DOWN))
+                return f"refused: {SHUTTING_DOWN}"
             self._workers = {w for w in self._workers if w.is_alive()}
             self._workers.add(worker)
-        worker.start()
+            self._active.add(job)
         try:
+            worker.start()
             while True:
+                if self._stopping.is_set():
+                    job.cancel(SHUTTING_DOWN)  # keep draining: the worker sends its failed line
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    cancelled.set()
-                    emit(
-                        protocol.chunk(
-                            "end",
-                            "failed",
-                            f"launch did not finish within {self.settings.launch_budget_s:.0f} s",
-                        )
-                    )
-                    return
+                    job.cancel("budget")
+                    message = f"launch did not finish within {self.settings.launch_budget_s:.0f} s"
+                    emit(protocol.chunk("end", "failed", message))
+                    return f"failed: {message}"
                 try:
-                    line = lines.get(timeout=min(remaining, 1.0))
+                    line = lines.get(timeout=min(remaining, 0.2))
                 except queue.Empty:
                     continue
                 if line is None:
-                    return
+                    return job.outcome or "failed: the launch ended without an outcome"
                 emit(line)
         except BaseException:
-            cancelled.set()  # the client went away: stop the worker at its next step
+            job.cancel("disconnect")  # the client went away: stop the worker at its next step
             raise
+        finally:
+            with self._locks_guard:
+                self._active.discard(job)
+
+    def stop(self) -> int:
+        """Refuse new launches and cancel those in flight (they roll back at their next step).
+
+        Returns how many launches were in flight. Call :meth:`wait_idle` afterwards.
+        """
+        with self._locks_guard:
+            self._stopping.set()
+            active = list(self._active)
+        for job in active:
+            job.cancel(SHUTTING_DOWN)
+        return len(active)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for launch workers still running (e.g. cleaning up after a cancelled launch).
@@ -180,9 +222,12 @@ class LaunchService:
             workers = list(self._workers)
         for worker in workers:
             worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        # The request threads then write the last line of their streams.
+        while self._active and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.05)
         with self._locks_guard:
             self._workers = {w for w in self._workers if w.is_alive()}
-            return not self._workers
+            return not self._workers and not self._active
 
     def _lock(self, checksum: str) -> threading.Lock:
         with self._locks_guard:
@@ -194,29 +239,37 @@ class LaunchService:
         data: bytes,
         verified: bool,
         lines: queue.Queue[bytes | None],
-        cancelled: threading.Event,
+        job: _Launch,
     ) -> None:
         stage: list[Stage] = ["start"]
 
         def say(next_stage: Stage, message: str) -> None:
-            if cancelled.is_set():
+            if job.cancelled.is_set():
                 raise _Cancelled
             stage[0] = next_stage
             lines.put(protocol.chunk(next_stage, "running", message))
 
         try:
-            message = self._run(parsed, data, verified, say)
+            function, message = self._run(parsed, data, verified, say)
             lines.put(protocol.chunk("run", "success", message))
             lines.put(protocol.chunk("end", "success", "done"))
+            job.outcome = f"launched {function}"
         except _Cancelled:
-            logger.info("launch of %s cancelled", parsed)
+            if job.reason == SHUTTING_DOWN:
+                lines.put(protocol.chunk(stage[0], "failed", SHUTTING_DOWN))
+                job.outcome = f"failed: {SHUTTING_DOWN}"
+            else:
+                logger.info("launch of %s cancelled (%s); rolled back", parsed, job.reason)
         except DifyLambdaError as exc:
-            lines.put(protocol.chunk(stage[0], "failed", _failure(exc)))
+            text = _failure(exc)
+            lines.put(protocol.chunk(stage[0], "failed", text))
+            refused = isinstance(exc, LaunchRefusedError | PackageError)
+            job.outcome = f"{'refused' if refused else 'failed'}: {text}"
         except Exception:
             logger.exception("launch of %s failed unexpectedly", parsed)
-            lines.put(
-                protocol.chunk(stage[0], "failed", f"internal error during {stage[0]}; see the connector log")
-            )
+            text = f"internal error during {stage[0]}; see the connector log"
+            lines.put(protocol.chunk(stage[0], "failed", text))
+            job.outcome = f"failed: {text}"
         finally:
             lines.put(None)
 
@@ -226,8 +279,8 @@ class LaunchService:
         data: bytes,
         verified: bool,
         say: Callable[[Stage, str], None],
-    ) -> str:
-        """Validate, build and deploy; return the run-success message."""
+    ) -> tuple[str, str]:
+        """Validate, build and deploy; return the function name and the run-success message."""
         say("start", f"received {parsed.unique_identifier} ({len(data)} bytes)")
         if not verified and not self.settings.allow_unverified:
             raise LaunchRefusedError(
@@ -247,7 +300,7 @@ class LaunchService:
             existing = self.find(parsed)
             if existing is not None:
                 say("run", f"{existing.function_name} already serves this checksum")
-                return protocol.run_success_message(
+                return existing.function_name, protocol.run_success_message(
                     existing.endpoint or "", existing.function_name, existing.function_arn
                 )
             with tempfile.TemporaryDirectory(prefix="dify-lambda-launch-", dir=self.work_root) as tmp:
@@ -258,8 +311,9 @@ class LaunchService:
                 )
                 say("run", "deploying the function")
                 result = self.deployer.deploy(artifact, self._options(), lambda line: say("run", line))
-        say("run", f"{result.function_name} is ready ({result.status})")
-        return protocol.run_success_message(result.endpoint, result.function_name, result.function_arn)
+        # The deploy is complete: this launch finishes even if a shutdown began meanwhile.
+        message = protocol.run_success_message(result.endpoint, result.function_name, result.function_arn)
+        return result.function_name, message
 
     def _options(self) -> DeployOptions:
         env = {"DIFY_PLUGIN_DAEMON_URL": self.settings.daemon_url} if self.settings.daemon_url else {}

@@ -11,12 +11,19 @@ Output directory::
     artifact.zip        the Lambda code (deterministic: same inputs, same SHA-256)
     template.yaml       SAM template, CodeUri: artifact.zip
     samconfig.toml      stack name, CAPABILITY_IAM, resolve_s3
-    build-report.json   identity, sizes, dependencies, timings, cache and compile status
+    build-report.json   identity, sizes, dependencies, timings, cache and compile status,
+                        the SDK version, tiktoken data and the smoke init's providers and models
+
+After resolving dependencies the build proves the artifact can start: the resolved ``dify_plugin``
+must be inside the handler's range (``CheckSdk``) and, when this host can run the target, the
+plugin must load from the unpacked artifact (``SmokeInit``, smoke.py). Only then is the artifact
+moved into the output directory, so a failed build leaves nothing deployable behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,22 +31,23 @@ from pathlib import Path
 
 from dify_lambda.errors import BuildError
 from dify_lambda.packaging.build.app import (
-    SAMCONFIG_FILE,
-    TEMPLATE_FILE,
     ApplicationFiles,
+    function_environment,
     render_application,
     write_application,
 )
 from dify_lambda.packaging.build.artifact import (
+    ArtifactEntry,
     check_unzipped_size,
     largest_contributors,
     write_zip,
 )
 from dify_lambda.packaging.build.deps import PipRunner
-from dify_lambda.packaging.build.options import BuildOptions, Target, resolve_target
+from dify_lambda.packaging.build.options import BuildOptions, Target, default_cache_dir, resolve_target
 from dify_lambda.packaging.build.report import REPORT_FILE, BuildReport, CompileStatus, Dependency, Sizes
 from dify_lambda.packaging.build.requirements import combined, select_requirements
 from dify_lambda.packaging.build.runtime import collect_runtime_files, runtime_requirements
+from dify_lambda.packaging.build.smoke import SmokeResult, check_sdk_range, smoke_init
 from dify_lambda.packaging.build.steps import (
     StepTimer,
     collect_entries,
@@ -48,6 +56,15 @@ from dify_lambda.packaging.build.steps import (
     scratch_dir,
     stage_files,
 )
+from dify_lambda.packaging.build.tiktoken_data import (
+    TIKTOKEN_ARTIFACT_DIR,
+    TIKTOKEN_LAMBDA_DIR,
+    TiktokenFiles,
+    check_encodings,
+    collect_tiktoken_files,
+    default_tiktoken_cache,
+)
+from dify_lambda.packaging.layout import ARTIFACT_FILE, SAMCONFIG_FILE, TEMPLATE_FILE
 from dify_lambda.packaging.limits import MIB
 from dify_lambda.packaging.reader import PluginPackage
 
@@ -65,9 +82,9 @@ __all__ = [
     "target_for",
 ]
 
-#: The build output directory's files: ARTIFACT_FILE here, TEMPLATE_FILE and SAMCONFIG_FILE (app.py),
-#: REPORT_FILE (report.py). The deployer and ``dify-lambda serve`` read build outputs by these names.
-ARTIFACT_FILE = "artifact.zip"
+#: The build output directory's files (ARTIFACT_FILE, TEMPLATE_FILE, SAMCONFIG_FILE, REPORT_FILE) are
+#: defined in packaging.layout, re-exported here. The deployer and ``dify-lambda serve`` read build
+#: outputs by these names.
 #: Lambda accepts at most 50 MB (MiB) zipped through the API; larger zips must come from S3
 #: (the builder notes it, the deployer switches to an S3 upload).
 DIRECT_UPLOAD_LIMIT = 50 * MIB
@@ -111,22 +128,48 @@ def _read_root_file(package: PluginPackage) -> Callable[[str], bytes | None]:
     return read
 
 
-def _notes(zipped: int, dists: list[Dependency], unknown_imports: tuple[str, ...]) -> list[str]:
+def _notes(
+    zipped: int, tiktoken: dict[str, object], smoke: SmokeResult, unknown_imports: tuple[str, ...]
+) -> list[str]:
     notes: list[str] = []
     if zipped > DIRECT_UPLOAD_LIMIT:
         notes.append(
             f"artifact is {zipped / MIB:.1f} MB zipped, over the 50 MB direct-upload limit: deploy through "
             "S3 (`sam deploy --resolve-s3` does it)"
         )
-    if any(d.name.lower() == "tiktoken" for d in dists):
+    if tiktoken.get("status") == "disabled":
         notes.append(
-            "tiktoken is installed but its gpt2 cache is not pre-seeded: the SDK's default token counter "
-            "downloads it on first use (needs egress; fails in a VPC without NAT). Set TIKTOKEN_CACHE_DIR "
-            "to a seeded directory through --env/--template-overlay if the plugin counts tokens that way"
+            "built without tiktoken data (--no-tiktoken-data): token counting with tiktoken downloads its "
+            "files on first use (needs egress; fails in a VPC without NAT)"
         )
+    if smoke.status == "skipped" and smoke.note:
+        notes.append(smoke.note)
     if unknown_imports:
         notes.append("runtime imports not shipped by the builder: " + ", ".join(unknown_imports))
     return notes
+
+
+def _tiktoken_entries(files: TiktokenFiles | None) -> list[ArtifactEntry]:
+    if files is None:
+        return []
+    return [
+        ArtifactEntry(f"{TIKTOKEN_ARTIFACT_DIR}/{name}", path, path.stat().st_size, False, "data")
+        for name, path in sorted(files.files.items())
+    ]
+
+
+def _tiktoken_report(needed: bool, files: TiktokenFiles | None) -> dict[str, object]:
+    if not needed:
+        return {"status": "not needed"}
+    if files is None:
+        return {"status": "disabled"}
+    return {
+        "status": "shipped",
+        "encodings": list(files.encodings),
+        "dir": TIKTOKEN_LAMBDA_DIR,
+        "source": files.source,
+        "bytes": files.size,
+    }
 
 
 def build(
@@ -136,12 +179,14 @@ def build(
     *,
     progress: Callable[[str], None] | None = None,
     pip: PipRunner | None = None,
+    uv: PipRunner | None = None,
 ) -> BuildResult:
     """Build ``package`` into ``out_dir`` (created) and return what was written.
 
     Raises a :class:`~dify_lambda.errors.BuildError` subclass (``UnsupportedTargetError``,
-    ``DependencyResolutionError``, ``ArtifactTooLargeError``) or a ``PackageError`` with one line
-    naming the step and what is wrong. ``pip`` replaces the pip runner (tests).
+    ``DependencyResolutionError``, ``SdkRangeError``, ``TiktokenDataError``/``TiktokenFetchError``,
+    ``ArtifactTooLargeError``, ``SmokeInitError``) or a ``PackageError`` with one line naming the step
+    and what is wrong. ``pip`` and ``uv`` replace the resolver runners (tests).
     """
     started = time.perf_counter()
     timer = StepTimer(progress or (lambda _line: None))
@@ -150,6 +195,8 @@ def build(
         pkg = open_package(package)
     with timer.step("ResolveTarget"):
         target = target_for(pkg, options)
+        encodings = check_encodings(options.tiktoken_encodings)
+        timer.progress(f"build:ResolveTarget - memory {target.memory_mb} MB: {target.memory_reason}")
     with timer.step("CollectRuntime"):
         runtime = collect_runtime_files(runtime_package_root())
         runtime_lines, unknown_imports = runtime_requirements(runtime.third_party)
@@ -159,26 +206,61 @@ def build(
     with scratch_dir() as scratch:
         with timer.step("ResolveDependencies", f"{target.runtime} {target.arch}"):
             deps = resolve_dependencies(
-                target, requirements, options, scratch, pip=pip, progress=timer.progress
+                target, requirements, options, scratch, pip=pip, uv=uv, progress=timer.progress
             )
+        dists = [Dependency(d["name"], d["version"]) for d in deps.meta.get("distributions", [])]
+        with timer.step("CheckSdk"):
+            sdk_version = check_sdk_range({d.name: d.version for d in dists})
+        needs_tiktoken = any(d.name.lower() == "tiktoken" for d in dists)
+        tiktoken_files: TiktokenFiles | None = None
+        if needs_tiktoken and options.tiktoken_data:
+            with timer.step("TiktokenData", ", ".join(encodings)):
+                cache_dir = options.cache_dir or default_cache_dir()
+                tiktoken_files = collect_tiktoken_files(
+                    encodings,
+                    local=options.tiktoken_cache or default_tiktoken_cache(),
+                    store=cache_dir / "tiktoken",
+                )
         with timer.step("StageFiles"):
             staged = stage_files(pkg, dict(runtime.files), scratch / "stage", target, options)
-            entries = collect_entries(scratch / "stage", deps.root)
+            entries = collect_entries(scratch / "stage", deps.root) + _tiktoken_entries(tiktoken_files)
         with timer.step("CheckSize"):
             unzipped = check_unzipped_size(entries, options.max_unzipped_bytes)
         with timer.step("WriteArtifact"):
-            out.mkdir(parents=True, exist_ok=True)
-            artifact = out / ARTIFACT_FILE
-            zipped, sha256 = write_zip(entries, artifact)
-    with timer.step("RenderTemplate"):
-        files: ApplicationFiles = render_application(pkg, target, options, code_uri=ARTIFACT_FILE)
+            built_zip = scratch / ARTIFACT_FILE
+            zipped, sha256 = write_zip(entries, built_zip)
+        with timer.step("RenderTemplate"):
+            files: ApplicationFiles = render_application(
+                pkg,
+                target,
+                options,
+                code_uri=ARTIFACT_FILE,
+                tiktoken_cache_dir=TIKTOKEN_LAMBDA_DIR if tiktoken_files else None,
+            )
+        if options.smoke:
+            with timer.step("SmokeInit"):
+                smoke = smoke_init(built_zip, target, function_environment(files.template))
+                timer.progress(
+                    "build:SmokeInit - "
+                    + (
+                        f"loaded {len(smoke.providers)} provider(s) in {smoke.seconds:.1f} s"
+                        if smoke.status == "passed"
+                        else smoke.note
+                    )
+                )
+        else:
+            smoke = SmokeResult("skipped", "smoke init skipped: --no-smoke")
+        out.mkdir(parents=True, exist_ok=True)
+        artifact = out / ARTIFACT_FILE
+        shutil.move(built_zip, artifact)
         template_path, samconfig_path = write_application(files, out)
-    dists = [Dependency(d["name"], d["version"]) for d in deps.meta.get("distributions", [])]
     dep_compile = deps.meta.get("compile", {})
     compile_notes = tuple(n for n in (dep_compile.get("note", ""), staged.note) if n)
     by_part = {
-        part: sum(e.size for e in entries if e.part == part) for part in ("plugin", "dependencies", "runtime")
+        part: sum(e.size for e in entries if e.part == part)
+        for part in ("plugin", "dependencies", "runtime", "data")
     }
+    tiktoken = _tiktoken_report(needs_tiktoken, tiktoken_files)
     report = BuildReport(
         plugin_id=pkg.plugin_id,
         unique_identifier=pkg.unique_identifier,
@@ -200,6 +282,7 @@ def build(
             dependencies=by_part["dependencies"],
             runtime=by_part["runtime"],
             largest=tuple(largest_contributors(entries)),
+            data=by_part["data"],
         ),
         requirements_source=chosen.source,
         requirements=requirements,
@@ -216,7 +299,13 @@ def build(
         pruned_paths=int(deps.meta.get("pruned_paths", 0)),
         pruned_bytes=int(deps.meta.get("pruned_bytes", 0)),
         code_uri=ARTIFACT_FILE,
-        notes=(*deps.meta.get("notes", []), *_notes(zipped, dists, unknown_imports)),
+        notes=(*deps.meta.get("notes", []), *_notes(zipped, tiktoken, smoke, unknown_imports)),
+        memory_reason=target.memory_reason,
+        sdk_version=sdk_version,
+        tiktoken=tiktoken,
+        smoke=smoke.to_dict(),
+        resolver=str(deps.meta.get("resolver", options.resolver)),
+        built_from_source=tuple(deps.meta.get("built_from_source", [])),
     )
     report = dataclasses.replace(
         report, build_seconds=round(time.perf_counter() - started, 3), steps=tuple(timer.durations)

@@ -1,8 +1,14 @@
-"""The dependency cache: one finished site-packages tree per (requirements, Python, architecture).
+"""The dependency cache: one finished site-packages tree per key.
+
+The key (:func:`dify_lambda.packaging.build.steps.dependency_cache_key`) covers the canonical
+requirements, Python, architecture, compile flag, resolver, the ``--allow-sdist`` names and the
+package sources (index URL, extra indexes, ``--find-links`` directories and their file listing),
+so a tree resolved under one set of operator choices is never reused under another.
 
 Layout under the cache directory::
 
     pip/                        pip's own HTTP/wheel cache (shared by every build)
+    uv/                         uv's cache (shared by every build)
     deps/<key>/site-packages/   resolved, pruned and compiled dependencies (read-only use)
     deps/<key>/meta.json        what produced it: requirements, target, compile status, notes
 

@@ -1,18 +1,22 @@
 """Resolve and install a plugin's dependencies for Lambda (not for this machine).
 
-Algorithm (:meth:`DependencyInstaller.install`):
+Wheels only, nothing runs (docs/security.md, "Build-time trust model"). Algorithm
+(:meth:`DependencyInstaller.install`):
 
-1. ``pip install --target`` with ``--only-binary=:all:`` and the target's platform tags
-   (manylinux2014 / manylinux_2_17 ... manylinux_2_34 for the architecture), ``--python-version``,
-   ``--implementation cp`` and ``--abi cpXY`` (pip adds ``abi3``, ``none`` and ``any`` itself);
-2. when pip reports a requirement with no compatible wheel, download its sdist and build a wheel
-   with ``pip wheel --no-deps``; a ``py3-none-any`` wheel goes into a local wheelhouse
-   (``--find-links``) and step 1 is retried; anything else is recorded as missing;
-3. missing packages end the build with :class:`MissingWheelsError`, naming each one, its version
-   when known, the target tag and what to do.
+1. the resolver installs the requirements (a file the builder wrote from the parsed lines) into
+   ``--target`` for the target platform, binaries only: ``uv pip install --python-platform
+   <machine>-manylinux_2_34 --python-version X.Y --only-binary :all:`` (default) or ``pip install
+   --only-binary=:all: --platform ... --python-version ... --implementation cp --abi cpXY``;
+2. when the resolver reports a package with no wheel for the target, that package is built from
+   its sdist only if the operator named it with ``--allow-sdist`` (``pip download --no-binary`` +
+   ``pip wheel --no-deps``: its build backend runs on this machine); the wheel must be
+   ``py3-none-any``, goes into a local wheelhouse (``--find-links``) and step 1 is retried;
+3. any other package without a wheel is set aside and resolution goes on, so one
+   :class:`MissingWheelsError` names every listed requirement lacking a wheel.
 
-pip runs with the project's own interpreter (``sys.executable -m pip``); it is reached through a
-:class:`PipRunner` so tests can inject a fake.
+Both resolvers run in a scratch directory (never the package's), with ``python -P`` for pip so the
+working directory is not importable; indexes and links come only from :class:`IndexOptions` (the
+operator's flags) and the operator's own pip/uv configuration.
 """
 
 from __future__ import annotations
@@ -28,26 +32,30 @@ from pathlib import Path
 from typing import Protocol
 
 from dify_lambda.errors import DependencyResolutionError
-from dify_lambda.packaging.build.options import Target
+from dify_lambda.packaging.build.options import RESOLVERS, Target
 
 __all__ = [
+    "RESOLVERS",
     "DependencyInstaller",
+    "IndexOptions",
+    "InstallOutcome",
     "InstalledDistribution",
     "MissingWheel",
     "MissingWheelsError",
     "PipResult",
     "PipRunner",
     "SubprocessPip",
+    "SubprocessUv",
+    "canonical_name",
     "failed_requirement",
     "installed_distributions",
     "is_pure_wheel",
     "pip_install_args",
     "platform_tags",
+    "uv_install_args",
 ]
 
-#: Lambda python3.12/3.13 run on Amazon Linux 2023 (glibc 2.34).
-_GLIBC_MINORS = (17, 28, 34)
-_MAX_ROUNDS = 10
+_MAX_ROUNDS = 20
 
 
 def platform_tags(target: Target) -> list[str]:
@@ -55,6 +63,31 @@ def platform_tags(target: Target) -> list[str]:
     tags = [f"manylinux2014_{target.machine}"]
     tags.extend(f"manylinux_2_{minor}_{target.machine}" for minor in range(17, 35))
     return tags
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOptions:
+    """Where packages come from: the operator's choice only (build flags), never the package's."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[Path, ...] = ()
+
+    def args(self, *, extra_links: Sequence[Path] = ()) -> list[str]:
+        """The same options for pip and uv (both spell them alike)."""
+        out: list[str] = []
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            out += ["--extra-index-url", url]
+        for link in (*self.find_links, *extra_links):
+            out += ["--find-links", str(link)]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +109,8 @@ class MissingWheelsError(DependencyResolutionError):
         super().__init__(
             "no compatible wheel for " + "; ".join(parts) + ". Pin a version that publishes "
             "manylinux wheels for this Python and architecture, choose another --arch/--python, "
-            "or build the wheel on Amazon Linux 2023 and pass its directory with --find-links"
+            "pass a directory of wheels built on Amazon Linux 2023 with --find-links, or let this "
+            "machine build a pure-Python sdist with --allow-sdist NAME"
         )
 
 
@@ -87,32 +121,53 @@ class PipResult:
 
 
 class PipRunner(Protocol):
+    """Runs one pip (or uv) command with the given arguments and returns its outcome."""
+
     def __call__(self, args: Sequence[str]) -> PipResult: ...
 
 
+def _run(command: list[str], timeout: float) -> PipResult:
+    # A fresh empty working directory: nothing of the package (or of wherever the operator stands)
+    # is importable or readable as configuration (uv reads uv.toml/pyproject.toml upward from cwd).
+    with tempfile.TemporaryDirectory(prefix="dify-lambda-resolver-cwd-") as cwd:
+        proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout)
+    return PipResult(proc.returncode, proc.stdout + proc.stderr)
+
+
 class SubprocessPip:
-    """Runs ``<python> -m pip ARGS`` (the project's interpreter by default)."""
+    """Runs ``<python> -P -m pip ARGS`` (the project's interpreter by default)."""
 
     def __init__(self, python: str = sys.executable, timeout: float = 1800) -> None:
         self.python = python
         self.timeout = timeout
 
     def __call__(self, args: Sequence[str]) -> PipResult:
-        proc = subprocess.run(
-            [self.python, "-m", "pip", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=self.timeout,
-        )
-        return PipResult(proc.returncode, proc.stdout + proc.stderr)
+        return _run([self.python, "-P", "-m", "pip", *args], self.timeout)
 
 
-def _common(cache_dir: Path | None, find_links: Sequence[Path]) -> list[str]:
+class SubprocessUv:
+    """Runs ``uv ARGS`` with the ``uv`` binary of the ``uv`` package (a project dependency)."""
+
+    def __init__(self, uv: str | None = None, timeout: float = 1800) -> None:
+        self.uv = uv
+        self.timeout = timeout
+
+    def __call__(self, args: Sequence[str]) -> PipResult:
+        uv = self.uv
+        if uv is None:
+            try:
+                from uv import find_uv_bin
+            except ImportError:  # pragma: no cover - uv is a dependency of the project
+                raise DependencyResolutionError(
+                    "the uv resolver is not installed (pip install uv), or pass --resolver pip"
+                ) from None
+            uv = find_uv_bin()
+        return _run([uv, *args], self.timeout)
+
+
+def _pip_common(cache_dir: Path | None) -> list[str]:
     args = ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     args += ["--cache-dir", str(cache_dir)] if cache_dir else ["--no-cache-dir"]
-    for link in find_links:
-        args += ["--find-links", str(link)]
     return args
 
 
@@ -122,26 +177,63 @@ def pip_install_args(
     requirements_file: Path,
     *,
     cache_dir: Path | None = None,
-    find_links: Sequence[Path] = (),
+    index: IndexOptions = IndexOptions(),
+    wheelhouse: Path | None = None,
 ) -> list[str]:
     """The ``pip install`` arguments for the target platform (pure)."""
     args = ["install", "--target", str(dest), "--no-compile", "--only-binary=:all:"]
     for tag in platform_tags(target):
         args += ["--platform", tag]
     args += ["--python-version", target.python, "--implementation", "cp", "--abi", target.abi]
-    args += _common(cache_dir, find_links)
+    args += _pip_common(cache_dir)
+    args += index.args(extra_links=[wheelhouse] if wheelhouse else [])
     args += ["-r", str(requirements_file)]
     return args
 
 
-_NO_MATCH_RE = re.compile(r"No matching distribution found for ([^\s]+(?:\s*[<>=!~][^\s]*)*)")
-_NO_VERSION_RE = re.compile(r"Could not find a version that satisfies the requirement ([^\s]+)")
+def uv_install_args(
+    target: Target,
+    dest: Path,
+    requirements_file: Path,
+    *,
+    python: str = sys.executable,
+    cache_dir: Path | None = None,
+    index: IndexOptions = IndexOptions(),
+    wheelhouse: Path | None = None,
+) -> list[str]:
+    """The ``uv pip install`` arguments for the target platform (pure).
+
+    ``--python`` only names an interpreter uv needs to start; the target's Python and platform
+    come from ``--python-version`` and ``--python-platform``. ``--link-mode copy`` keeps the tree
+    independent of uv's cache (it is cached and zipped on its own).
+    """
+    args = ["pip", "install", "--target", str(dest), "--python", python]
+    args += ["--python-platform", f"{target.machine}-manylinux_2_34", "--python-version", target.python]
+    args += ["--only-binary", ":all:", "--link-mode", "copy", "--no-progress", "--quiet"]
+    args += ["--cache-dir", str(cache_dir)] if cache_dir else ["--no-cache"]
+    args += index.args(extra_links=[wheelhouse] if wheelhouse else [])
+    args += ["-r", str(requirements_file)]
+    return args
+
+
+_NAME = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
+_PIP_NO_MATCH_RE = re.compile(r"No matching distribution found for ([^\s]+(?:\s*[<>=!~][^\s]*)*)")
+_PIP_NO_VERSION_RE = re.compile(r"Could not find a version that satisfies the requirement ([^\s]+)")
+_UV_NO_WHEEL_RE = re.compile(_NAME + r"(==[^\s]+)? has no (?:usable wheels|wheels with a matching)")
+_UV_NOT_FOUND_RE = re.compile(_NAME + r" was not found in the")
+_UV_NO_VERSIONS_RE = re.compile(r"there (?:are|is) no versions of " + _NAME)
 
 
 def failed_requirement(output: str) -> str | None:
-    """The requirement pip could not satisfy, from its output (None when the failure is different)."""
-    match = _NO_MATCH_RE.search(output) or _NO_VERSION_RE.search(output)
-    return match.group(1).strip() if match else None
+    """The requirement pip or uv could not satisfy for lack of a wheel (None for other failures)."""
+    match = _PIP_NO_MATCH_RE.search(output) or _PIP_NO_VERSION_RE.search(output)
+    if match:
+        return match.group(1).strip()
+    match = _UV_NO_WHEEL_RE.search(output)
+    if match:
+        return match.group(1) + (match.group(2) or "")
+    match = _UV_NOT_FOUND_RE.search(output) or _UV_NO_VERSIONS_RE.search(output)
+    return match.group(1) if match else None
 
 
 _SPLIT_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(.*)$")
@@ -151,7 +243,7 @@ def _name_and_version(requirement: str) -> tuple[str, str | None]:
     match = _SPLIT_RE.match(requirement)
     if not match:
         return requirement, None
-    spec = match.group(2).strip().strip(";").strip()
+    spec = match.group(2).split(";", 1)[0].strip()
     return match.group(1), spec or None
 
 
@@ -187,38 +279,84 @@ def installed_distributions(root: Path) -> list[InstalledDistribution]:
     return sorted(out, key=lambda d: d.name.lower())
 
 
+@dataclass(frozen=True, slots=True)
+class InstallOutcome:
+    #: Human notes for the build report.
+    notes: tuple[str, ...]
+    #: ``name==version`` of every package built from an sdist on this machine (``--allow-sdist``).
+    built_from_source: tuple[str, ...]
+
+
 class DependencyInstaller:
-    """Installs requirements for a target into a directory, building pure-Python sdists if needed."""
+    """Installs requirements for a target into a directory, from wheels only unless allowed."""
 
     def __init__(
         self,
         target: Target,
         *,
+        resolver: str = "uv",
         pip: PipRunner | None = None,
-        pip_cache_dir: Path | None = None,
-        find_links: Sequence[Path] = (),
+        uv: PipRunner | None = None,
+        cache_dir: Path | None = None,
+        index: IndexOptions = IndexOptions(),
+        allow_sdist: Sequence[str] = (),
     ) -> None:
+        if resolver not in RESOLVERS:
+            raise DependencyResolutionError(
+                f"--resolver {resolver!r} is not supported: use {' or '.join(RESOLVERS)}"
+            )
         self.target = target
+        self.resolver = resolver
         self.pip = pip or SubprocessPip()
-        self.pip_cache_dir = pip_cache_dir
-        self.find_links = tuple(find_links)
+        self.uv = uv or SubprocessUv()
+        #: Each resolver keeps its own cache under this directory (``pip/``, ``uv/``).
+        self.cache_dir = cache_dir
+        self.index = index
+        self.allow_sdist = frozenset(canonical_name(n) for n in allow_sdist)
 
     @property
     def tag(self) -> str:
         return f"{self.target.abi}-manylinux_2_34_{self.target.machine}"
 
-    def install(self, requirements: Sequence[str], dest: Path) -> list[str]:
-        """Install into ``dest``; returns the notes (e.g. sdists built). Raises on failure.
+    def _cache(self, tool: str) -> Path | None:
+        return self.cache_dir / tool if self.cache_dir else None
 
-        pip stops at the first requirement it cannot satisfy. When that is one of the listed
-        requirements and it has no usable sdist either, it is set aside and resolution goes on
-        without it, so one error names every listed requirement lacking a wheel (a transitive one
-        ends the search: what it would pull in is unknown).
+    def _install(self, req_file: Path, dest: Path, wheelhouse: Path) -> PipResult:
+        if self.resolver == "pip":
+            return self.pip(
+                pip_install_args(
+                    self.target,
+                    dest,
+                    req_file,
+                    cache_dir=self._cache("pip"),
+                    index=self.index,
+                    wheelhouse=wheelhouse,
+                )
+            )
+        return self.uv(
+            uv_install_args(
+                self.target,
+                dest,
+                req_file,
+                cache_dir=self._cache("uv"),
+                index=self.index,
+                wheelhouse=wheelhouse,
+            )
+        )
+
+    def install(self, requirements: Sequence[str], dest: Path) -> InstallOutcome:
+        """Install into ``dest``. Raises :class:`MissingWheelsError` or another resolution error.
+
+        The resolver stops at the first package it cannot satisfy. When that is one of the listed
+        requirements and the operator did not allow its sdist, it is set aside and resolution
+        goes on without it, so one error names every listed requirement lacking a wheel (a
+        transitive one ends the search: what it would pull in is unknown).
         """
         notes: list[str] = []
+        from_source: list[str] = []
         missing: list[MissingWheel] = []
         remaining = list(requirements)
-        with tempfile.TemporaryDirectory(prefix="dify-lambda-pip-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="dify-lambda-deps-") as tmp:
             work = Path(tmp)
             req_file = work / "requirements.txt"
             wheelhouse = work / "wheelhouse"
@@ -226,46 +364,60 @@ class DependencyInstaller:
             built: set[str] = set()
             for _ in range(_MAX_ROUNDS):
                 req_file.write_text("".join(line + "\n" for line in remaining), "utf-8")
-                result = self.pip(
-                    pip_install_args(
-                        self.target,
-                        dest,
-                        req_file,
-                        cache_dir=self.pip_cache_dir,
-                        find_links=(*self.find_links, wheelhouse),
-                    )
-                )
+                result = self._install(req_file, dest, wheelhouse)
+                # uv leaves its lock file for the target directory: not part of any distribution.
+                (dest / ".lock").unlink(missing_ok=True)
                 if result.returncode == 0:
                     if missing:
                         raise MissingWheelsError(missing)
-                    return notes
+                    return InstallOutcome(tuple(notes), tuple(sorted(from_source)))
                 failed = failed_requirement(result.output)
-                if failed is None or failed in built:
+                if failed is None:
                     if missing:
                         raise MissingWheelsError(missing)
                     raise DependencyResolutionError(
-                        f"pip could not install the requirements for {self.tag}: {_last_error(result.output)}"
+                        f"{self.resolver} could not install the requirements for {self.tag}: "
+                        f"{_last_error(result.output)}"
                     )
-                try:
-                    wheel = self._build_pure_wheel(failed, work, wheelhouse)
-                except MissingWheelsError as exc:
-                    missing.extend(exc.missing)
-                    listed = _listed_line(remaining, failed)
-                    if listed is None:
-                        raise MissingWheelsError(missing) from None
-                    remaining.remove(listed)
-                    if not remaining:
-                        raise MissingWheelsError(missing) from None
-                    continue
-                built.add(failed)
-                notes.append(f"built pure-Python wheel {wheel} from the sdist of {failed}")
+                listed = _listed_line(remaining, failed)
+                name, version = _name_and_version(failed)
+                if version is None and listed is not None:
+                    version = _name_and_version(listed)[1]  # uv names the project without a version
+                key = canonical_name(name)
+                if key in self.allow_sdist and key not in built:
+                    try:
+                        wheel = self._build_pure_wheel(failed, work, wheelhouse)
+                    except MissingWheelsError as exc:
+                        missing.extend(exc.missing)
+                    else:
+                        built.add(key)
+                        from_source.append(_wheel_pin(wheel))
+                        notes.append(
+                            f"built {wheel} on this machine from the sdist of {name} (--allow-sdist)"
+                        )
+                        continue
+                else:
+                    # uv tells a missing project from a missing wheel; pip says "from versions: none".
+                    if "was not found in the" in result.output:
+                        reason = "not found on the package index"
+                    else:
+                        reason = "no wheel for the target on the package index"
+                        if key not in self.allow_sdist:
+                            reason += " (sdists are built only with --allow-sdist NAME)"
+                    missing.append(MissingWheel(name, version, self.tag, reason))
+                if listed is None:
+                    raise MissingWheelsError(missing)
+                remaining.remove(listed)
+                if not remaining:
+                    raise MissingWheelsError(missing)
         raise DependencyResolutionError(f"more than {_MAX_ROUNDS} packages without wheels; giving up")
 
     def _build_pure_wheel(self, requirement: str, work: Path, wheelhouse: Path) -> str:
+        """Build an operator-allowed sdist into a ``py3-none-any`` wheel (runs its build backend)."""
         name, version = _name_and_version(requirement)
-        sdists = work / f"sdist-{len(list(work.iterdir()))}"
+        sdists = work / f"sdist-{canonical_name(name)}"
         sdists.mkdir()
-        common = _common(self.pip_cache_dir, self.find_links)
+        common = [*_pip_common(self._cache("pip")), *self.index.args()]
         got = self.pip(
             ["download", "--no-deps", "--no-binary=:all:", "--dest", str(sdists), *common, requirement]
         )
@@ -290,8 +442,13 @@ class DependencyInstaller:
         return produced[0]
 
 
+def _wheel_pin(wheel: str) -> str:
+    parts = wheel.removesuffix(".whl").split("-")
+    return f"{parts[0]}=={parts[1]}" if len(parts) >= 2 else wheel
+
+
 def _listed_line(lines: Sequence[str], failed: str) -> str | None:
-    """The requirement line pip's failure refers to, when it is one of ``lines``."""
+    """The requirement line the resolver's failure refers to, when it is one of ``lines``."""
     name = canonical_name(_name_and_version(failed)[0])
     for line in lines:
         if canonical_name(_name_and_version(line)[0]) == name:
@@ -299,12 +456,9 @@ def _listed_line(lines: Sequence[str], failed: str) -> str | None:
     return None
 
 
-def canonical_name(name: str) -> str:
-    """PEP 503 normalized project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _last_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR")]
+    lines = [
+        line.strip() for line in output.splitlines() if line.strip().startswith(("ERROR", "error:", "cause:"))
+    ]
     text = lines[-1] if lines else (output.strip().splitlines() or ["no output"])[-1]
     return text[:300]

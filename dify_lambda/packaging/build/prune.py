@@ -13,17 +13,25 @@ Rules (relative paths under the site-packages root, ``/`` separators):
    runners such as ``gevent/testing`` are not imported by the library itself).
 
 Singular ``test`` and ``testing`` directories are kept: some libraries import them at runtime.
+
+After pruning, every ``*.dist-info/RECORD`` keeps only the rows of files still in the tree (and its own
+row). pip lists the console scripts it wrote (``../../bin/NAME`` under ``--target``) with their hash, and
+a script's shebang names the interpreter that ran pip, so those rows made the artifact depend on where
+the build ran (two cache directories gave two SHA-256s).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import posixpath
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["PruneResult", "apply_prune", "prune_candidates", "references_tests_dir"]
+__all__ = ["PruneResult", "apply_prune", "filter_record", "prune_candidates", "references_tests_dir"]
 
 _TOP_LEVEL_DROPS = frozenset({"bin", "include"})
 _COMMENT_RE = re.compile(r"#[^\n]*")
@@ -122,4 +130,44 @@ def apply_prune(root: Path) -> PruneResult:
             total += path.stat().st_size
             path.unlink()
             removed.append(rel)
+    _rewrite_records(root)
     return PruneResult(removed=tuple(removed), bytes_removed=total)
+
+
+def _tree_path(dist_info: str, row_path: str) -> str:
+    """The tree-relative path a RECORD row names (RECORD paths are relative to the install root).
+
+    Rows outside the root (``../../bin/x``: pip's ``--target`` scheme keeps scripts beside the library
+    directory, then moves them to ``<target>/bin``) map to the same path inside the tree.
+    """
+    parent = posixpath.dirname(dist_info)
+    path = posixpath.normpath(posixpath.join(parent, row_path) if parent else row_path)
+    while path.startswith("../"):
+        path = path[3:]
+    return path
+
+
+def filter_record(text: str, dist_info: str, exists: Callable[[str], bool]) -> str:
+    """RECORD ``text`` of ``dist_info`` without the rows of files that no longer exist (pure).
+
+    ``exists`` answers for tree-relative POSIX paths. The RECORD's own row always stays.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    own = posixpath.join(dist_info, "RECORD")
+    for row in csv.reader(io.StringIO(text)):
+        if not row:
+            continue
+        path = _tree_path(dist_info, row[0])
+        if path == own or exists(path):
+            writer.writerow(row)
+    return out.getvalue()
+
+
+def _rewrite_records(root: Path) -> None:
+    for record in sorted(root.glob("*.dist-info/RECORD")):
+        dist_info = record.parent.name
+        text = record.read_text("utf-8")
+        kept = filter_record(text, dist_info, lambda rel: (root / rel).is_file())
+        if kept != text:
+            record.write_text(kept, "utf-8")

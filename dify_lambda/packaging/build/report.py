@@ -6,9 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dify_lambda.packaging.layout import REPORT_FILE
+
 __all__ = ["REPORT_FILE", "BuildReport", "CompileStatus", "Dependency", "Sizes"]
 
-REPORT_FILE = "build-report.json"
 REPORT_SCHEMA = 1
 
 
@@ -29,6 +30,8 @@ class Sizes:
     runtime: int
     #: Top-level contributors, largest first (name, bytes).
     largest: tuple[tuple[str, int], ...] = ()
+    #: Data files shipped beside the code (tiktoken's encoding files).
+    data: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,19 @@ class BuildReport:
     code_uri: str
     notes: tuple[str, ...] = ()
     steps: tuple[tuple[str, float], ...] = field(default=())
+    #: The dependency resolver used (``uv`` or ``pip``).
+    resolver: str = "uv"
+    #: ``name==version`` of every dependency built from an sdist on the build machine: only packages
+    #: the operator named with ``--allow-sdist`` (their build backend ran there). Empty by default.
+    built_from_source: tuple[str, ...] = ()
+    #: Why ``memory_mb`` has its value.
+    memory_reason: str = ""
+    #: The resolved ``dify_plugin`` version (checked against the handler's range).
+    sdk_version: str = ""
+    #: ``{"status": "shipped"|"disabled"|"not needed", "encodings", "dir", "source", "bytes"}``.
+    tiktoken: dict[str, Any] = field(default_factory=dict)
+    #: The smoke init: ``{"status": "passed"|"skipped", "note", "seconds", "sdk_version", "providers"}``.
+    smoke: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         # Through JSON once so tuples come back as lists: the dict equals what the file holds.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,72 +26,40 @@ __all__ = [
 ]
 
 #: Bump when the layout or the processing of cached dependency trees changes.
-CACHE_SCHEMA = "deps-v2"
-#: pip options that would change where packages come from or bypass the platform flags.
-_FORBIDDEN_OPTIONS = (
-    "-e",
-    "--editable",
-    "-r",
-    "--requirement",
-    "-c",
-    "--constraint",
-    "-i",
-    "--index-url",
-    "--extra-index-url",
-    "-f",
-    "--find-links",
-    "--no-binary",
-)
+CACHE_SCHEMA = "deps-v3"
 
 
 @dataclass(frozen=True, slots=True)
 class RequirementSet:
-    """Requirement lines (normalized) and the file they came from."""
+    """Requirement lines (canonical PEP 508) and the file they came from."""
 
     source: str
     lines: tuple[str, ...]
 
 
-def normalize_lines(text: str, source: str = "requirements.txt") -> tuple[str, ...]:
-    """Strip comments and blanks, collapse whitespace; reject options that escape the build's control."""
-    out: list[str] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        option = line.split()[0].split("=", 1)[0]
-        if option in _FORBIDDEN_OPTIONS:
-            raise DependencyResolutionError(
-                f"{source}:{number}: option {option} is not supported by the Lambda build; list plain "
-                "requirements (private packages: --find-links on the build command)"
-            )
-        out.append(" ".join(line.split()))
-    return tuple(out)
-
-
-def _project_name(pyproject: bytes | None) -> str | None:
-    if pyproject is None:
-        return None
-    try:
-        name = tomllib.loads(pyproject.decode("utf-8")).get("project", {}).get("name")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    return name if isinstance(name, str) else None
+def normalize_lines(text: str | bytes, source: str = "requirements.txt") -> tuple[str, ...]:
+    """Every requirement of ``text`` in canonical form; anything but a PEP 508 requirement is refused."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return plugin_requirements.parse_requirements_text(data, source)
 
 
 def select_requirements(read: Callable[[str], bytes | None]) -> RequirementSet:
     """Pick the plugin's requirement source; ``read(name)`` returns a root file's bytes or None."""
     req = read("requirements.txt")
     if req is not None:
-        return RequirementSet("requirements.txt", normalize_lines(req.decode("utf-8")))
+        return RequirementSet("requirements.txt", normalize_lines(req, "requirements.txt"))
     pyproject = read("pyproject.toml")
     lock = read("uv.lock")
     if lock is not None:
-        text = plugin_requirements.requirements_from_uv_lock(lock.decode("utf-8"), _project_name(pyproject))
-        return RequirementSet("uv.lock", normalize_lines(text, "uv.lock"))
+        text = plugin_requirements.requirements_from_uv_lock(
+            plugin_requirements.decode_text(lock, "uv.lock"), plugin_requirements.project_name(pyproject)
+        )
+        return RequirementSet("uv.lock", normalize_lines(text, "uv.lock (derived)"))
     if pyproject is not None:
-        text = plugin_requirements.requirements_from_pyproject(pyproject.decode("utf-8"))
-        return RequirementSet("pyproject.toml", normalize_lines(text, "pyproject.toml"))
+        lines = plugin_requirements.pyproject_dependencies(
+            plugin_requirements.decode_text(pyproject, "pyproject.toml")
+        )
+        return RequirementSet("pyproject.toml", lines)
     raise DependencyResolutionError(
         "the plugin has no requirements.txt, uv.lock or pyproject.toml: "
         "nothing says which dify_plugin to install"
@@ -100,9 +67,12 @@ def select_requirements(read: Callable[[str], bytes | None]) -> RequirementSet:
 
 
 def combined(plugin: Iterable[str], runtime: Iterable[str]) -> tuple[str, ...]:
-    """Plugin lines first, then runtime lines not already present verbatim."""
+    """Plugin lines first, then runtime lines (canonical form) not already present."""
     lines: list[str] = list(plugin)
-    lines.extend(line for line in runtime if line not in lines)
+    for raw in runtime:
+        line = plugin_requirements.parse_requirement(raw, "runtime requirement")
+        if line is not None and line not in lines:
+            lines.append(line)
     return tuple(lines)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dify_lambda.packaging.build.app import ApplicationFiles, render_application, write_application
 from dify_lambda.packaging.build.options import BuildOptions
+from dify_lambda.packaging.build.tiktoken_data import TIKTOKEN_LAMBDA_DIR
 
 __all__ = ["ROOT_CODE_URI", "ROOT_PLUGIN", "main", "root_application"]
 
@@ -28,7 +29,10 @@ def root_application(repo_root: Path) -> ApplicationFiles:
 
     package = open_package(repo_root / ROOT_PLUGIN)
     options = BuildOptions()
-    return render_application(package, target_for(package, options), options, ROOT_CODE_URI)
+    # dify_plugin depends on tiktoken, so the build ships its files and sets the variable.
+    return render_application(
+        package, target_for(package, options), options, ROOT_CODE_URI, tiktoken_cache_dir=TIKTOKEN_LAMBDA_DIR
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

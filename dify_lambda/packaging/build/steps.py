@@ -21,7 +21,13 @@ from dify_lambda.errors import DifyLambdaError
 from dify_lambda.packaging.build.artifact import ArtifactEntry, tree_entries
 from dify_lambda.packaging.build.cache import CachedTree, DependencyCache
 from dify_lambda.packaging.build.compile import CompileResult, compile_tree
-from dify_lambda.packaging.build.deps import DependencyInstaller, PipRunner, installed_distributions
+from dify_lambda.packaging.build.deps import (
+    DependencyInstaller,
+    IndexOptions,
+    PipRunner,
+    canonical_name,
+    installed_distributions,
+)
 from dify_lambda.packaging.build.options import BuildOptions, Target, default_cache_dir
 from dify_lambda.packaging.build.prune import apply_prune
 from dify_lambda.packaging.build.requirements import cache_key
@@ -30,6 +36,8 @@ from dify_lambda.packaging.interpreters import find_interpreter
 __all__ = [
     "StepTimer",
     "collect_entries",
+    "dependency_cache_key",
+    "index_options",
     "resolve_dependencies",
     "runtime_package_root",
     "scratch_dir",
@@ -70,15 +78,22 @@ def _produce(
     requirements: tuple[str, ...],
     options: BuildOptions,
     *,
-    pip_cache: Path,
+    tool_cache: Path,
     pip: PipRunner | None,
+    uv: PipRunner | None,
     progress: Progress,
 ) -> Callable[[Path], dict[str, Any]]:
     def produce(tree: Path) -> dict[str, Any]:
         installer = DependencyInstaller(
-            target, pip=pip, pip_cache_dir=pip_cache, find_links=options.find_links
+            target,
+            resolver=options.resolver,
+            pip=pip,
+            uv=uv,
+            cache_dir=tool_cache,
+            index=index_options(options),
+            allow_sdist=options.allow_sdist,
         )
-        notes = installer.install(requirements, tree)
+        outcome = installer.install(requirements, tree)
         pruned = apply_prune(tree)
         progress(
             f"build:ResolveDependencies - pruned {len(pruned.removed)} paths ({pruned.bytes_removed} bytes)"
@@ -92,7 +107,9 @@ def _produce(
             "requirements": list(requirements),
             "python": target.python,
             "arch": target.arch,
-            "notes": notes,
+            "notes": list(outcome.notes),
+            "built_from_source": list(outcome.built_from_source),
+            "resolver": options.resolver,
             "pruned_paths": len(pruned.removed),
             "pruned_bytes": pruned.bytes_removed,
             "compile": {"status": result.status, "interpreter": result.interpreter, "note": result.note},
@@ -102,6 +119,34 @@ def _produce(
     return produce
 
 
+def index_options(options: BuildOptions) -> IndexOptions:
+    return IndexOptions(options.index_url, options.extra_index_urls, options.find_links)
+
+
+def _links_fingerprint(directory: Path) -> str:
+    """A ``--find-links`` directory by path and listing (name, size): new wheels there mean a new key."""
+    try:
+        listing = sorted(f"{p.name}:{p.stat().st_size}" for p in directory.iterdir() if p.is_file())
+    except OSError:
+        listing = []
+    return f"{directory.resolve()}[{','.join(listing)}]"
+
+
+def dependency_cache_key(target: Target, requirements: tuple[str, ...], options: BuildOptions) -> str:
+    """Everything that changes the finished tree: requirements, target, resolver, sdists, sources."""
+    extra = {
+        "compile": str(options.compile),
+        "resolver": options.resolver,
+        "allow_sdist": ",".join(sorted({canonical_name(n) for n in options.allow_sdist})),
+        "index_url": options.index_url or "",
+        "extra_index_urls": "\n".join(options.extra_index_urls),
+        "find_links": "\n".join(_links_fingerprint(p) for p in options.find_links),
+        # Trees made before RECORD rows of pruned files were dropped must not be reused.
+        "record": "filtered",
+    }
+    return cache_key(requirements, target.python, target.arch, extra)
+
+
 def resolve_dependencies(
     target: Target,
     requirements: tuple[str, ...],
@@ -109,11 +154,12 @@ def resolve_dependencies(
     scratch: Path,
     *,
     pip: PipRunner | None = None,
+    uv: PipRunner | None = None,
     progress: Progress,
 ) -> CachedTree:
     """The finished dependency tree for ``requirements`` on ``target``, from the cache when possible."""
     cache_dir = options.cache_dir or default_cache_dir()
-    key = cache_key(requirements, target.python, target.arch, {"compile": str(options.compile)})
+    key = dependency_cache_key(target, requirements, options)
     cache = DependencyCache(cache_dir)
     if options.use_cache:
         found = cache.lookup(key)
@@ -122,7 +168,8 @@ def resolve_dependencies(
     else:
         cache = DependencyCache(scratch / "nocache")
     return cache.populate(
-        key, _produce(target, requirements, options, pip_cache=cache_dir / "pip", pip=pip, progress=progress)
+        key,
+        _produce(target, requirements, options, tool_cache=cache_dir, pip=pip, uv=uv, progress=progress),
     )
 
 

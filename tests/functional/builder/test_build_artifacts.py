@@ -79,7 +79,7 @@ def test_report_matches_the_artifact(built, plugin: str, arch: str) -> None:
     with zipfile.ZipFile(result.artifact) as zf:
         assert report["sizes"]["unzipped"] == sum(i.file_size for i in zf.infolist())
     sizes = report["sizes"]
-    assert sizes["unzipped"] == sizes["plugin"] + sizes["dependencies"] + sizes["runtime"]
+    assert sizes["unzipped"] == sizes["plugin"] + sizes["dependencies"] + sizes["runtime"] + sizes["data"]
     assert report["plugin_id"] == f"dify-lambda/{plugin}"
     assert report["unique_identifier"].startswith(f"dify-lambda/{plugin}:")
     assert report["unique_identifier"].endswith("@" + report["checksum"])
@@ -123,6 +123,22 @@ def test_fresh_resolution_reproduces_the_cached_build(built, build_cache: Path, 
     fresh = build(PLUGINS / "mocklab", tmp_path / "fresh", options)
     assert fresh.report.cache_hit is False
     assert fresh.report.artifact_sha256 == first.report.artifact_sha256
+
+
+def test_another_cache_dir_gives_the_same_sha256(built, tmp_path: Path) -> None:
+    # The cache directory's path used to reach the artifact through RECORD rows of pruned bin/ scripts.
+    first = built("mockgpt", "x86_64")
+    other = build(
+        PLUGINS / "mockgpt",
+        tmp_path / "out",
+        BuildOptions(arch="x86_64", cache_dir=tmp_path / "elsewhere" / "c"),
+    )
+    assert other.report.cache_hit is False
+    assert other.report.artifact_sha256 == first.report.artifact_sha256
+    with zipfile.ZipFile(other.artifact) as zf:
+        records = [zf.read(n).decode() for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
+    assert records
+    assert not any("../bin/" in text or "\nbin/" in text for text in records)
 
 
 def test_x86_64_artifact_loads_its_plugin(built, tmp_path: Path) -> None:

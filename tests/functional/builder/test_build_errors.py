@@ -69,6 +69,29 @@ def test_package_that_does_not_exist(build_cache: Path, tmp_path: Path) -> None:
     assert "not found on the package index" in text
 
 
+@pytest.mark.slow
+def test_sdist_is_not_built_without_allow_sdist(build_cache: Path, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    canary = tmp_path / "canary"
+    _sdist(
+        links,
+        "h5evil",
+        {"setup.py": f"open({str(canary)!r}, 'w').close()\nfrom setuptools import setup\nsetup()\n"},
+    )
+    files = plugin_files(requirements_dot_txt=b"h5evil==1.0\n")
+    for resolver in ("uv", "pip"):
+        with pytest.raises(MissingWheelsError) as info:
+            build(
+                package_from_files(files),
+                tmp_path / "out",
+                BuildOptions(cache_dir=build_cache, find_links=(links,), resolver=resolver),
+            )
+        text = one_line(info.value)
+        assert text.startswith("build:ResolveDependencies - no compatible wheel for h5evil ==1.0"), text
+        assert "sdists are built only with --allow-sdist NAME" in text
+        assert not canary.exists()
+
+
 def _sdist(root: Path, name: str, files: dict[str, str]) -> Path:
     """A minimal setuptools sdist ``<name>-1.0.tar.gz`` in ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -108,7 +131,7 @@ def test_sdist_with_compiled_code_is_refused(build_cache: Path, tmp_path: Path) 
         build(
             package_from_files(files),
             tmp_path / "out",
-            BuildOptions(cache_dir=build_cache, find_links=(links,)),
+            BuildOptions(cache_dir=build_cache, find_links=(links,), allow_sdist=("h5cext",)),
         )
     text = one_line(info.value)
     assert text.startswith("build:ResolveDependencies - no compatible wheel for h5cext ==1.0")
@@ -119,13 +142,15 @@ def test_sdist_with_compiled_code_is_refused(build_cache: Path, tmp_path: Path) 
 def test_pure_python_sdist_is_built_and_shipped(build_cache: Path, tmp_path: Path) -> None:
     links = tmp_path / "links"
     _sdist(links, "h5pure", {"h5pure/__init__.py": "VALUE = 42\n"})
-    files = plugin_files(requirements_dot_txt=b"h5pure==1.0\n")
-    result = build(
-        package_from_files(files), tmp_path / "out", BuildOptions(cache_dir=build_cache, find_links=(links,))
-    )
+    files = plugin_files(requirements_dot_txt=b"dify_plugin>=0.10,<0.11\nh5pure==1.0\n")
+    # plugin_files() is a valid package, not a loadable plugin (its provider has no class): no smoke init.
+    options = BuildOptions(cache_dir=build_cache, find_links=(links,), allow_sdist=("H5Pure",), smoke=False)
+    result = build(package_from_files(files), tmp_path / "out", options)
     with zipfile.ZipFile(result.artifact) as zf:
         assert zf.read("h5pure/__init__.py") == b"VALUE = 42\n"
     assert any("h5pure-1.0-py3-none-any.whl" in note for note in result.report.notes)
+    assert result.report.built_from_source == ("h5pure==1.0",)
+    assert result.report.to_dict()["built_from_source"] == ["h5pure==1.0"]
     assert ("h5pure", "1.0") in {(d.name, d.version) for d in result.report.dependencies}
 
 
@@ -158,16 +183,33 @@ class ScriptedPip:
 
 def test_second_pass_accepts_a_pure_wheel(tmp_path: Path) -> None:
     pip = ScriptedPip("lib-2.0-py3-none-any.whl")
-    notes = DependencyInstaller(X86, pip=pip).install(["lib==2.0"], tmp_path)
+    outcome = DependencyInstaller(X86, resolver="pip", pip=pip, allow_sdist=["LIB"]).install(
+        ["lib==2.0"], tmp_path
+    )
     assert [c[0] for c in pip.calls] == ["install", "download", "wheel", "install"]
-    assert notes == ["built pure-Python wheel lib-2.0-py3-none-any.whl from the sdist of lib==2.0"]
+    assert outcome.notes == (
+        "built lib-2.0-py3-none-any.whl on this machine from the sdist of lib (--allow-sdist)",
+    )
+    assert outcome.built_from_source == ("lib==2.0",)
     assert "--no-binary=:all:" in pip.calls[1]
+
+
+def test_without_allow_sdist_nothing_is_downloaded_or_built(tmp_path: Path) -> None:
+    pip = ScriptedPip("lib-2.0-py3-none-any.whl")
+    with pytest.raises(MissingWheelsError) as info:
+        DependencyInstaller(X86, resolver="pip", pip=pip, allow_sdist=["other"]).install(
+            ["lib==2.0"], tmp_path
+        )
+    assert [c[0] for c in pip.calls] == ["install"]
+    assert info.value.missing[0].reason == (
+        "no wheel for the target on the package index (sdists are built only with --allow-sdist NAME)"
+    )
 
 
 def test_second_pass_refuses_a_platform_wheel(tmp_path: Path) -> None:
     pip = ScriptedPip("lib-2.0-cp312-cp312-linux_x86_64.whl")
     with pytest.raises(MissingWheelsError) as info:
-        DependencyInstaller(X86, pip=pip).install(["lib==2.0"], tmp_path)
+        DependencyInstaller(X86, resolver="pip", pip=pip, allow_sdist=["lib"]).install(["lib==2.0"], tmp_path)
     assert info.value.missing[0].name == "lib"
     assert info.value.missing[0].version == "==2.0"
     assert "lib-2.0-cp312-cp312-linux_x86_64.whl" in str(info.value)
@@ -191,11 +233,34 @@ class MissingEverywherePip:
 
 def test_every_listed_requirement_without_wheel_is_named(tmp_path: Path) -> None:
     with pytest.raises(MissingWheelsError) as info:
-        DependencyInstaller(X86, pip=MissingEverywherePip()).install(
+        DependencyInstaller(X86, resolver="pip", pip=MissingEverywherePip()).install(
             ["ghost-a>=1", "ok", "ghost_b"], tmp_path
         )
     assert [m.name for m in info.value.missing] == ["ghost-a", "ghost_b"]
-    assert all(m.reason == "not found on the package index" for m in info.value.missing)
+    assert all(m.reason.startswith("no wheel for the target") for m in info.value.missing)
+
+
+class MissingEverywhereUv:
+    """uv that finds neither ``ghost-a`` nor ``ghost_b``."""
+
+    def __call__(self, args: Sequence[str]) -> PipResult:
+        lines = Path(args[-1]).read_text().split()
+        for name in ("ghost-a", "ghost_b"):
+            if any(line.startswith(name) for line in lines):
+                return PipResult(
+                    1,
+                    "error: No solution found when resolving dependencies\n"
+                    f"  cause: Because {name} was not found in the package registry and you require {name}, "
+                    "we can conclude that your requirements are unsatisfiable.\n",
+                )
+        return PipResult(0, "")
+
+
+def test_every_listed_requirement_without_wheel_is_named_by_uv(tmp_path: Path) -> None:
+    with pytest.raises(MissingWheelsError) as info:
+        DependencyInstaller(X86, uv=MissingEverywhereUv()).install(["ghost-a>=1", "ok", "ghost_b"], tmp_path)
+    assert [m.name for m in info.value.missing] == ["ghost-a", "ghost_b"]
+    assert all(m.reason.startswith("not found on the package index") for m in info.value.missing)
 
 
 def test_other_pip_failures_are_reported(tmp_path: Path) -> None:
@@ -205,4 +270,4 @@ def test_other_pip_failures_are_reported(tmp_path: Path) -> None:
         )
 
     with pytest.raises(DependencyResolutionError, match="conflicting dependencies"):
-        DependencyInstaller(X86, pip=pip).install(["a", "b"], tmp_path)
+        DependencyInstaller(X86, resolver="pip", pip=pip).install(["a", "b"], tmp_path)

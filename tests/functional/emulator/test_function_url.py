@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support.egress import Egress
 
 from dify_lambda.emulator import LocalFunctionUrl, WorkerStartError, serve
+from dify_lambda.emulator.function_url import FrontConfig, make_front_server
 from dify_lambda.wire import FUNCTION_URL_MAX_REQUEST_BYTES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -233,3 +237,65 @@ def test_records_close_once_per_response(fn: LocalFunctionUrl, client: httpx.Cli
     client.get(fn.url + "/empty")  # served after the third response was closed (one worker)
     lines = (tmp_path / "record.txt").read_text().splitlines()
     assert lines[:3] == [f"close {rid}" for rid in ids]
+
+
+def _records(tmp_path: Path, word: str) -> list[str]:
+    """Lines of the stub's record file starting with ``word``, once one is there (bounded wait)."""
+    record = tmp_path / "record.txt"
+    for _ in range(int(WAIT / 0.05)):
+        lines = record.read_text().splitlines() if record.exists() else []
+        found = [line for line in lines if line.startswith(word + " ")]
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def test_a_client_disconnect_closes_the_plugin_generator(
+    fn: LocalFunctionUrl, client: httpx.Client, tmp_path: Path
+) -> None:
+    with Egress() as egress:
+        with socket.create_connection((fn.host, fn.port), timeout=WAIT) as sock:
+            sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while received.count(b"tick") < 3:
+                received += sock.recv(4096)
+            assert received.startswith(b"HTTP/1.1 200")
+        stopped = _records(tmp_path, "stopped")
+        assert len(stopped) == 1, "the generator was closed, not left ticking for nobody"
+        r = client.get(fn.url + "/ok")  # the worker is free again
+    assert (r.status_code, r.content) == (200, b"hello world")
+    egress.assert_only(fn.port)
+
+
+@pytest.mark.parametrize("length", ["-1", "+3", "0x10", "1e3", "\xb2"])
+def test_absurd_content_length_is_400_at_once(fn: LocalFunctionUrl, length: str) -> None:
+    with Egress() as egress, socket.create_connection((fn.host, fn.port), timeout=WAIT) as sock:
+        sock.sendall(f"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode("latin-1"))
+        reply = b""
+        while not reply.endswith(b"}"):
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            reply += piece
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert body == b'{"Message": "Content-Length is not a non-negative integer"}'
+    egress.assert_only(fn.port)
+
+
+def test_the_listen_backlog_holds_128_waiting_connections() -> None:
+    """Nobody accepts: every connect up to the backlog still completes (a backlog of 5 would stall)."""
+    config = FrontConfig(pool=None, auth="NONE", queue_timeout=1, function_timeout=1, url_id="x")  # type: ignore[arg-type]
+    server = make_front_server("127.0.0.1", 0, config)
+    port = server.server_address[1]
+    sockets = []
+    try:
+        with Egress() as egress:
+            for _ in range(128):
+                sockets.append(socket.create_connection(("127.0.0.1", port), timeout=WAIT))
+        egress.assert_only(port)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()

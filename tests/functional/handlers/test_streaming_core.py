@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import sdk_matrix
 from support.handler_proc import HandlerProcess, running_handler, split_lines
 
 from dify_lambda import wire
@@ -20,6 +21,13 @@ CREDENTIALS = {"api_key": "tiny-key"}
 @pytest.fixture(scope="module")
 def tiny() -> Iterator[HandlerProcess]:
     with running_handler(TINY) as handler:
+        yield handler
+
+
+# Every release of the SDK matrix (tests/support/sdk_matrix.py) streams, not only the project's.
+@pytest.fixture(scope="module", params=sdk_matrix.matrix())
+def tiny_on_release(request: pytest.FixtureRequest) -> Iterator[HandlerProcess]:
+    with running_handler(TINY, python=sdk_matrix.sdk_python(request.param)) as handler:
         yield handler
 
 
@@ -39,10 +47,12 @@ def llm(prompt: str) -> dict[str, Any]:
     }
 
 
-def test_first_event_arrives_while_the_plugin_is_still_running(tiny: HandlerProcess, tmp_path: Path) -> None:
+def test_first_event_arrives_while_the_plugin_is_still_running(
+    tiny_on_release: HandlerProcess, tmp_path: Path
+) -> None:
     gate = tmp_path / "gate"
     body = envelope("invoke_llm", "gated", **llm(f"gate:{gate}"))
-    with httpx.stream("POST", tiny.url + "/invoke", content=body, timeout=60.0) as response:
+    with httpx.stream("POST", tiny_on_release.url + "/invoke", content=body, timeout=60.0) as response:
         chunks = response.iter_raw()
         received = b""
         while wire.LINE_DELIMITER not in received:

@@ -130,16 +130,27 @@ def start_connector(
     settings: ConnectorSettings | None = None,
     max_package_bytes: int = 8 * 1024 * 1024,
     work_root: Path | None = None,
+    read_timeout_s: float = 30.0,
 ) -> tuple[ConnectorServer, LaunchService, threading.Thread]:
     service = LaunchService(Deployer(aws, sleep=SleepCounter()), builder, settings, work_root=work_root)
-    server = make_server("127.0.0.1", 0, service, api_key=API_KEY, max_package_bytes=max_package_bytes)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        service,
+        api_key=API_KEY,
+        max_package_bytes=max_package_bytes,
+        read_timeout_s=read_timeout_s,
+    )
     thread = threading.Thread(target=server.serve_forever, name="connector", daemon=True)
     thread.start()
     return server, service, thread
 
 
 class FailingLambda:
-    """Delegates to the real (moto) client but fails one operation, like a throttled API would."""
+    """Delegates to the real (moto) client but fails one operation, like a throttled API would.
+
+    Works for any client (IAM too); ``FailingClient`` is the same class under a neutral name.
+    """
 
     def __init__(self, real: Any, fail_on: str) -> None:
         self._real = real
@@ -153,3 +164,20 @@ class FailingLambda:
 
             return fail
         return getattr(self._real, name)
+
+
+FailingClient = FailingLambda
+
+
+def with_failure(
+    aws: AwsClients, *, lambda_fails: str | None = None, iam_fails: str | None = None
+) -> AwsClients:
+    """``aws`` with one Lambda and/or IAM operation failing."""
+    return AwsClients(
+        region=aws.region,
+        lambda_=FailingLambda(aws.lambda_, lambda_fails) if lambda_fails else aws.lambda_,
+        iam=FailingLambda(aws.iam, iam_fails) if iam_fails else aws.iam,
+        s3=aws.s3,
+        ssm=aws.ssm,
+        sts=aws.sts,
+    )

@@ -67,3 +67,30 @@ def test_launch_builds_and_deploys_mockgpt(aws: AwsClients, build_cache: Path, t
     )
     digest = base64.b64encode(hashlib.sha256(rebuilt.path.read_bytes()).digest()).decode()
     assert cfg["CodeSha256"] == digest, "builds are deterministic and the deployer uploads them unchanged"
+
+
+def test_launch_of_a_plugin_that_cannot_start_ends_failed(
+    aws: AwsClients, build_cache: Path, tmp_path: Path
+) -> None:
+    # The real builder's smoke init runs inside the launch: no function is deployed that cannot start.
+    files = dict(PluginPackage.from_directory(PLUGINS / "mocklab").files())
+    files["provider/mocklab.py"] += b"\nraise RuntimeError('mocklab refuses to start')\n"
+    data = zip_files(files)
+    pkg = PluginPackage.from_bytes(data)
+    server, _service, thread = start_connector(
+        aws, packaging_builder(cache_dir=build_cache), settings=ConnectorSettings(), work_root=tmp_path
+    )
+    try:
+        client = DaemonClient(server.url, API_KEY)
+        outcome = client.launch(data, pkg.serverless_filename)
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert not outcome.ok
+    last = outcome.chunks[-1]
+    assert (last["Stage"], last["State"]) == ("build", "failed")
+    assert "build:SmokeInit - the plugin cannot load from the artifact" in last["Message"]
+    assert "mocklab refuses to start" in last["Message"]
+    assert aws.lambda_.list_functions()["Functions"] == []

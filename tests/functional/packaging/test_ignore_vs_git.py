@@ -35,6 +35,10 @@ TREE = [
     "nested/file.txt",
     "#hash",
     "!bang",
+    "z",
+    "a[b",
+    "]",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab.txt",
 ]
 
 IGNORE_FILES = {
@@ -48,6 +52,11 @@ IGNORE_FILES = {
     "classes-and-escapes": "[ac]b.txt\n\\#hash\n\\!bang\nx\\ y.txt\n",
     "comments-and-blanks": "# a comment\n\n   \n*.png\n",
     "middle-slash": "nested/file.txt\n",
+    # malformed or hostile patterns: git never errors, and neither does the packager
+    "empty-range": "[z-a]\n",
+    "unterminated-class": "a[b\n*.log\n",
+    "bracket-first-in-class": "[]]\n",
+    "many-stars": "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*c\n*b.txt\n",
 }
 
 

@@ -84,6 +84,25 @@ def test_gitignore_fallback(tmp_path: Path) -> None:
     assert ".env" not in names(result.data)
 
 
+def test_symlinked_difyignore_is_read_and_not_packaged(tmp_path: Path) -> None:
+    # The official repository links each plugin's .difyignore to a shared one (gemini does).
+    (tmp_path / "shared.difyignore").write_text(".env\n")
+    src = write_tree(tmp_path / "p", {**plugin_files(), ".env": b"SECRET=1\n"})
+    (src / ".difyignore").symlink_to("../shared.difyignore")
+    result = build_package(src, exporter=None)
+    assert result.ignore_file == ".difyignore"
+    assert ".env" not in names(result.data)
+    assert ".difyignore" not in names(result.data)
+
+
+def test_dangling_difyignore_falls_back_to_gitignore(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "p", {**plugin_files(), ".gitignore": b".env\n", ".env": b"SECRET=1\n"})
+    (src / ".difyignore").symlink_to("../missing")
+    result = build_package(src, exporter=None)
+    assert result.ignore_file == ".gitignore"
+    assert not {".env", ".difyignore"} & set(names(result.data))
+
+
 def test_size_cap_lists_five_largest(tmp_path: Path) -> None:
     big = {f"_assets/b{i}.bin": os.urandom(300_000 + i) for i in range(6)}
     src = write_tree(tmp_path / "p", {**plugin_files(), **big})

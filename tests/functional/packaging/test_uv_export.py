@@ -10,6 +10,7 @@ import pytest
 from support.pkgfactory import plugin_files, write_tree
 
 from dify_lambda.errors import PackageError
+from dify_lambda.packaging.errors import RequirementError
 from dify_lambda.packaging.packager import build_package
 from dify_lambda.packaging.requirements import UV_EXPORT_ARGS, uv_exporter
 
@@ -17,6 +18,9 @@ FAKE_UV = """#!{python}
 import os, sys
 with open(os.path.join(os.getcwd(), "..", "uv-args.txt"), "w") as fh:
     fh.write(" ".join(sys.argv[1:]))
+if os.path.exists("hostile"):
+    sys.stdout.write("dify-plugin==0.10.2\\n-e ./SECRET\\n")
+    sys.exit(0)
 if os.path.exists("fail"):
     sys.stderr.write("error: the lockfile needs to be updated\\n")
     sys.exit(2)
@@ -55,3 +59,14 @@ def test_uv_export_failure_is_one_line(tmp_path: Path, fake_uv: Path) -> None:
     with pytest.raises(PackageError, match=re.escape("uv export failed in ")) as info:
         build_package(src, exporter=uv_exporter(str(fake_uv)))
     assert str(info.value).endswith(": error: the lockfile needs to be updated")
+
+
+def test_uv_export_output_passes_the_requirements_gate(tmp_path: Path, fake_uv: Path) -> None:
+    src = plugin_with_lock(tmp_path / "p")
+    (src / "hostile").write_text("")
+    with pytest.raises(RequirementError) as info:
+        build_package(src, exporter=uv_exporter(str(fake_uv)))
+    assert str(info.value) == (
+        "uv export:2: pip options are not accepted in requirements: indexes, links and constraints come "
+        "from the build command (--index-url, --extra-index-url, --find-links)"
+    )

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+
+import pytest
 
 FAKE_BASE = """
 class BasePluginClient:
@@ -142,3 +146,110 @@ def test_router_under_gevent_greenlets(tmp_path: Path) -> None:
     results = json.loads(out.splitlines()[-1])
     assert results[0] == ["idle", 1]  # the slow stream times out on its own...
     assert all(r == ["ok", [0, 1, 2, 3, 4]] for r in results[1:])  # ...the other 19 are unaffected
+
+
+HOSTILE_HOOK = """
+    import json, site, sys
+    sys.path.insert(0, {tests!r})
+    from support.egress import Egress
+    egress = Egress().__enter__()
+    site.addsitedir({site_dir!r})
+    sys.path.insert(0, {app!r})
+    from core.plugin.impl.base import BasePluginClient      # the hook runs here, bounded
+    print(hasattr(BasePluginClient._stream_request, "__dify_lambda_original__"))
+    lines = list(BasePluginClient()._stream_request("POST", "plugin/t/dispatch/llm/invoke",
+                 headers={{"X-Plugin-ID": "a/b"}}, data={{"data": {{}}}}))
+    print(json.loads(lines[0])["data"]["from"])
+    print(json.dumps([str(a) for a in egress.outside({port})]))
+"""
+
+
+class _Silent:
+    """A TCP server that accepts connections and never answers (an SSM endpoint gone quiet)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.parametrize(
+    "kind", ["fifo", "dev-zero", "directory", "oversize", "deep-json", "deep-yaml", "silent-ssm"]
+)
+def test_hostile_route_locations_never_hold_startup(tmp_path: Path, kind: str) -> None:
+    _tree(tmp_path / "app", "core.plugin.impl.base")
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    (site_dir / "dify_lambda_router.pth").write_text(
+        "import dify_lambda.router.autoinstall as _dl; _dl.enable()\n"
+    )
+    silent = _Silent()
+    env = {
+        "DIFY_LAMBDA_ROUTES_TIMEOUT": "2",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{silent.port}",
+    }
+    expected = {
+        "fifo": "is not a regular file",
+        "dev-zero": "is not a regular file",
+        "directory": "is not a regular file",
+        "oversize": "route table is over 1048576 bytes",
+        "deep-json": "route table nests too deeply",
+        "deep-yaml": "route table nests too deeply",
+        "silent-ssm": "route table not loaded within 2 s (DIFY_LAMBDA_ROUTES_TIMEOUT)",
+    }[kind]
+    if kind == "fifo":
+        location = tmp_path / "routes.yaml"
+        os.mkfifo(location)
+    elif kind == "dev-zero":
+        location = Path("/dev/zero")
+    elif kind == "directory":
+        location = tmp_path
+    elif kind == "oversize":
+        location = tmp_path / "routes.yaml"
+        location.write_text("routes: {}\n" + "#" * (2 << 20))
+    elif kind == "deep-json":
+        location = tmp_path / "routes.json"
+        location.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "deep-yaml":
+        location = tmp_path / "routes.yaml"
+        location.write_text("routes: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    env["DIFY_LAMBDA_ROUTES"] = "ssm:/dify-lambda/routes" if kind == "silent-ssm" else str(location)
+    code = HOSTILE_HOOK.format(
+        tests=str(Path(__file__).resolve().parents[2]),
+        site_dir=str(site_dir),
+        app=str(tmp_path / "app"),
+        port=silent.port,
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env={**os.environ, **env}, check=False,
+        )  # fmt: skip
+    finally:
+        silent.close()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n", 2)[:2] == ["False", "daemon"]
+    assert json.loads(out.stdout.splitlines()[2]) == [], "nothing left the machine"
+    errors = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, out.stderr
+    assert errors[0].startswith("dify-lambda router was not installed (")
+    assert expected in errors[0]
+    assert errors[0].endswith("); model calls keep going to the daemon")

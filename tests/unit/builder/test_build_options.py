@@ -9,8 +9,9 @@ import pytest
 from dify_lambda.errors import UnsupportedTargetError
 from dify_lambda.packaging.build.options import (
     MAX_MEMORY_MB,
-    MIN_MEMORY_MB,
+    MEMORY_FLOOR_MB,
     BuildOptions,
+    choose_memory,
     default_cache_dir,
     memory_mb_from_bytes,
     resolve_target,
@@ -19,7 +20,7 @@ from dify_lambda.packaging.build.options import (
 MIB = 1024 * 1024
 
 
-def resolve(options: BuildOptions | None = None, arch=("amd64", "arm64"), runner="3.12", memory=256 * MIB):
+def resolve(options: BuildOptions | None = None, arch=("amd64", "arm64"), runner="3.12", memory=2048 * MIB):
     return resolve_target(
         options or BuildOptions(), declared_arch=list(arch), runner_version=runner, resource_memory=memory
     )
@@ -30,10 +31,11 @@ def test_defaults_come_from_the_manifest() -> None:
     assert (target.arch, target.python, target.memory_mb, target.timeout, target.url_auth) == (
         "x86_64",
         "3.12",
-        256,
+        2048,
         900,
         "AWS_IAM",
     )
+    assert target.memory_reason == "from the manifest's resource.memory"
     assert target.runtime == "python3.12"
     assert target.abi == "cp312"
     assert target.machine == "x86_64"
@@ -81,17 +83,33 @@ def test_architecture_not_declared_by_the_manifest() -> None:
 
 @pytest.mark.parametrize(
     ("memory_bytes", "expected"),
+    [(1, 1), (1048576, 1), (128 * MIB, 128), (256 * MIB + 1, 257), (64 * 1024 * MIB, 65536)],
+)
+def test_memory_conversion_rounds_up(memory_bytes: int, expected: int) -> None:
+    assert memory_mb_from_bytes(memory_bytes) == expected
+
+
+@pytest.mark.parametrize(
+    ("memory_bytes", "expected", "reason"),
     [
-        (1, MIN_MEMORY_MB),
-        (1048576, MIN_MEMORY_MB),
-        (128 * MIB, 128),
-        (256 * MIB, 256),
-        (256 * MIB + 1, 257),
-        (64 * 1024 * MIB, MAX_MEMORY_MB),
+        (None, MEMORY_FLOOR_MB, "sets no resource.memory"),
+        (1, MEMORY_FLOOR_MB, "resource.memory (1 MB) is below the"),
+        ((MEMORY_FLOOR_MB - 1) * MIB, MEMORY_FLOOR_MB, f"({MEMORY_FLOOR_MB - 1} MB) is below"),
+        (MEMORY_FLOOR_MB * MIB, MEMORY_FLOOR_MB, "from the manifest"),
+        (3000 * MIB, 3000, "from the manifest"),
+        (64 * 1024 * MIB, MAX_MEMORY_MB, "(65536 MB) is above Lambda's 10240 MB maximum"),
     ],
 )
-def test_memory_conversion_rounds_up_and_clamps(memory_bytes: int, expected: int) -> None:
-    assert memory_mb_from_bytes(memory_bytes) == expected
+def test_memory_default_is_never_changed_silently(
+    memory_bytes: int | None, expected: int, reason: str
+) -> None:
+    memory, why = choose_memory(None, memory_bytes)
+    assert memory == expected
+    assert reason in why
+
+
+def test_explicit_memory_below_the_floor_is_kept() -> None:
+    assert choose_memory(128, 4096 * MIB) == (128, "from --memory")
 
 
 @pytest.mark.parametrize("memory", [64, 10241])

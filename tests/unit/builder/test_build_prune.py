@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dify_lambda.packaging.build.prune import prune_candidates, references_tests_dir
+from dify_lambda.packaging.build.prune import filter_record, prune_candidates, references_tests_dir
 
 
 def test_rules() -> None:
@@ -52,3 +52,36 @@ def test_comments_and_test_runners_do_not_count() -> None:
         "gevent/tests/test_a.py": "import gevent.tests.helper\n",
     }
     assert not references_tests_dir("gevent/tests", sources)
+
+
+RECORD = (
+    "../../bin/flask,sha256=abc,230\n"
+    "flask/__init__.py,sha256=def,10\n"
+    "flask/tests/test_x.py,sha256=123,5\n"
+    "flask-3.0.dist-info/METADATA,sha256=ghi,20\n"
+    "flask-3.0.dist-info/RECORD,,\n"
+)
+
+
+def test_record_keeps_only_rows_of_files_still_in_the_tree() -> None:
+    present = {"flask/__init__.py", "flask-3.0.dist-info/METADATA"}
+    kept = filter_record(RECORD, "flask-3.0.dist-info", present.__contains__)
+    assert kept == (
+        "flask/__init__.py,sha256=def,10\nflask-3.0.dist-info/METADATA,sha256=ghi,20\nflask-3.0.dist-info/RECORD,,\n"
+    )
+
+
+def test_record_rows_outside_the_root_map_into_the_tree() -> None:
+    # pip --target writes scripts as ../../bin/NAME and moves them to <target>/bin/NAME.
+    asked: list[str] = []
+
+    def exists(path: str) -> bool:
+        asked.append(path)
+        return True
+
+    filter_record(RECORD, "flask-3.0.dist-info", exists)
+    assert asked[0] == "bin/flask"
+
+
+def test_record_unchanged_when_nothing_was_pruned() -> None:
+    assert filter_record(RECORD, "flask-3.0.dist-info", lambda _p: True) == RECORD

@@ -15,6 +15,7 @@ from dify_lambda.packaging.build.artifact import (
 )
 from dify_lambda.packaging.build.compile import compile_command
 from dify_lambda.packaging.build.deps import (
+    IndexOptions,
     MissingWheel,
     MissingWheelsError,
     _listed_line,
@@ -22,6 +23,7 @@ from dify_lambda.packaging.build.deps import (
     is_pure_wheel,
     pip_install_args,
     platform_tags,
+    uv_install_args,
 )
 from dify_lambda.packaging.build.options import Target
 from dify_lambda.packaging.build.report import BuildReport, CompileStatus, Dependency, Sizes
@@ -41,15 +43,35 @@ def test_platform_tags_cover_manylinux2014_to_2_34() -> None:
     assert all(t.endswith("_x86_64") for t in platform_tags(X86))
 
 
+INDEX = IndexOptions("http://127.0.0.1:9/simple", ("http://127.0.0.1:9/more",), (Path("/w"),))
+
+
 def test_pip_install_args() -> None:
-    args = pip_install_args(X86, Path("/t"), Path("/r.txt"), cache_dir=Path("/c"), find_links=[Path("/w")])
+    args = pip_install_args(
+        X86, Path("/t"), Path("/r.txt"), cache_dir=Path("/c"), index=INDEX, wheelhouse=Path("/h")
+    )
     assert args[:5] == ["install", "--target", "/t", "--no-compile", "--only-binary=:all:"]
     joined = " ".join(args)
     assert "--python-version 3.12 --implementation cp --abi cp312" in joined
     assert "--platform manylinux_2_34_x86_64" in joined
     assert "--cache-dir /c" in joined
+    assert "--index-url http://127.0.0.1:9/simple --extra-index-url http://127.0.0.1:9/more" in joined
+    assert "--find-links /w --find-links /h" in joined
+    assert "--no-binary" not in joined
+    assert args[-2:] == ["-r", "/r.txt"]
+
+
+def test_uv_install_args() -> None:
+    args = uv_install_args(ARM, Path("/t"), Path("/r.txt"), python="/py", cache_dir=Path("/c"), index=INDEX)
+    assert args[:6] == ["pip", "install", "--target", "/t", "--python", "/py"]
+    joined = " ".join(args)
+    assert "--python-platform aarch64-manylinux_2_34 --python-version 3.13" in joined
+    assert "--only-binary :all:" in joined
+    assert "--cache-dir /c" in joined
+    assert "--index-url http://127.0.0.1:9/simple --extra-index-url http://127.0.0.1:9/more" in joined
     assert "--find-links /w" in joined
     assert args[-2:] == ["-r", "/r.txt"]
+    assert "--no-cache" in uv_install_args(ARM, Path("/t"), Path("/r.txt"))
 
 
 @pytest.mark.parametrize(
@@ -61,6 +83,14 @@ def test_pip_install_args() -> None:
             "nopkg",
         ),
         ("ERROR: something else entirely", None),
+        (
+            "  cause: Because h5pure==1.0 has no usable wheels and you require h5pure==1.0, we can "
+            "conclude that your requirements are unsatisfiable.",
+            "h5pure==1.0",
+        ),
+        ("  cause: Because ghost-x was not found in the package registry and you require ghost-x", "ghost-x"),
+        ("  cause: Because there are no versions of nopkg and you require nopkg, we can conclude", "nopkg"),
+        ("error: Failed to fetch: `http://127.0.0.1:9/simple/x/`", None),
     ],
 )
 def test_failed_requirement(output: str, expected: str | None) -> None:

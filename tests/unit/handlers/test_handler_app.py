@@ -129,7 +129,17 @@ def test_health() -> None:
             post(wire.encode_envelope(wire.build_envelope("invoke_text2img", {}, user_id="u"))),
             400,
             "UnknownActionError",
-            "invoke_text2img",
+            "data.action is not a model action",
+        ),
+        (
+            post(
+                wire.encode_envelope(
+                    wire.build_envelope("invoke_llm", {}, user_id="u", session_id="s")
+                ).replace(b'"session_id":"s"', b'"session_id":"\\udc80"')
+            ),
+            400,
+            "InvalidRequestError",
+            "field 'session_id' with a lone UTF-16 surrogate",
         ),
     ],
 )
@@ -142,8 +152,22 @@ def test_bad_requests_get_a_lambda_error_body(
     body = problem(response)
     assert body["errorType"] == error_type
     assert fragment in body["errorMessage"]
+    assert "invoke_text2img" not in body["errorMessage"], "no value from the request is echoed"
+    assert "\n" not in body["errorMessage"]
     assert runtime.started == []
     assert [(r.status, r.error_type) for r in observer.rejections] == [(status, error_type)]
+
+
+def test_json_nested_100000_levels_is_a_400_line() -> None:
+    app, runtime, observer = make_app(max_body=1_000_000)
+    response = app.handle(post(b"[" * 100_000 + b"]" * 100_000))
+    assert response.status == 400
+    assert problem(response) == {
+        "errorType": "InvalidRequestError",
+        "errorMessage": "request body nests JSON arrays or objects too deeply",
+    }
+    assert runtime.started == []
+    assert [(r.status, r.error_type) for r in observer.rejections] == [(400, "InvalidRequestError")]
 
 
 def test_405_names_the_allowed_method() -> None:
@@ -237,3 +261,19 @@ def test_buffered_result_falls_back_to_base64_for_binary() -> None:
     result = buffered_result(response)
     assert result["isBase64Encoded"] is True
     assert base64.b64decode(result["body"]) == b"\xff\x00"
+
+
+def test_a_lone_surrogate_in_the_event_body_text_is_a_400_not_a_500() -> None:
+    app, runtime, _ = make_app()
+    event = {
+        "rawPath": "/invoke",
+        "requestContext": {"http": {"method": "POST"}, "requestId": "r-1"},
+        "body": '{"event": "request", "session_id": "s\udc80"}',
+    }
+    response = app.handle_event(event)
+    assert response.status == 400
+    assert problem(response) == {
+        "errorType": "InvalidRequestError",
+        "errorMessage": "request body is not UTF-8 encoded JSON",
+    }
+    assert runtime.started == []

@@ -61,11 +61,33 @@ def test_bad_envelopes_are_400_naming_the_field(raw: bytes, message: str) -> Non
     assert message in str(info.value)
 
 
-def test_unknown_action_and_type_are_named() -> None:
-    with pytest.raises(UnknownActionError, match="unknown model action 'invoke_text2img'"):
+def test_unknown_action_and_type_name_the_field_never_the_value() -> None:
+    with pytest.raises(UnknownActionError, match=r"data\.action is not a model action") as info:
         parse_envelope(body(good(data={"type": "model", "action": "invoke_text2img", "user_id": "u"})))
-    with pytest.raises(UnknownActionError, match=r"data\.type 'tool' is not served"):
-        parse_envelope(body(good(data={"type": "tool", "action": "invoke_tool", "user_id": "u"})))
+    assert "invoke_text2img" not in str(info.value)
+    assert "invoke_llm" in str(info.value), "the accepted actions are listed"
+    with pytest.raises(UnknownActionError, match=r"data\.type is not served") as info:
+        parse_envelope(body(good(data={"type": "tool-secret", "action": "invoke_tool", "user_id": "u"})))
+    assert "tool-secret" not in str(info.value)
+
+
+def test_deep_nesting_is_400() -> None:
+    for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        with pytest.raises(InvalidRequestError, match="nests JSON arrays or objects too deeply") as info:
+            parse_envelope(raw)
+        assert info.value.status == 400
+
+
+def test_lone_surrogates_are_400_naming_the_field() -> None:
+    raw = body(good(session_id="s\ud800"))
+    assert b"\\ud800" in raw
+    with pytest.raises(InvalidRequestError, match="field 'session_id' with a lone UTF-16 surrogate"):
+        parse_envelope(raw)
+    deep = body(good(data={"type": "model", "action": "invoke_llm", "user_id": "\udfff"}))
+    with pytest.raises(InvalidRequestError, match="has a string with a lone UTF-16 surrogate"):
+        parse_envelope(deep)
+    paired = body(good(data={"type": "model", "action": "invoke_llm", "user_id": "\U0001f600 \\ud800"}))
+    assert parse_envelope(paired).data["user_id"] == "\U0001f600 \\ud800"
 
 
 def test_every_model_action_is_routable() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from dify_lambda.infra.aws import AwsClients
-from dify_lambda.infra.deployer import Deployer
+from dify_lambda.infra.artifact import Progress
 from dify_lambda.infra.errors import DeployError, WaitTimeoutError
+from dify_lambda.infra.versions import wait_ready
 
 
 class ScriptedLambda:
@@ -24,12 +24,28 @@ class ScriptedLambda:
         return {"State": state, "LastUpdateStatus": last, "StateReasonCode": "SubnetOutOfIPAddresses"}
 
 
+class Waiter:
+    def __init__(self, lam: ScriptedLambda, sleeps: list[float], max_polls: int) -> None:
+        self.lam, self.sleeps, self.max_polls = lam, sleeps, max_polls
+
+    def _wait(self, name: str, what: str, progress: Progress, *, qualifier: str | None = None) -> None:
+        wait_ready(
+            self.lam,
+            name,
+            what,
+            progress,
+            qualifier=qualifier,
+            sleep=self.sleeps.append,
+            interval=2.0,
+            max_polls=self.max_polls,
+        )
+
+
 def deployer(
     script: list[tuple[str, str]], sleeps: list[float], max_polls: int = 10
-) -> tuple[Deployer, ScriptedLambda]:
+) -> tuple[Waiter, ScriptedLambda]:
     lam = ScriptedLambda(script)
-    clients = AwsClients(region="us-east-1", lambda_=lam, iam=None, s3=None, ssm=None, sts=None)  # type: ignore[arg-type]
-    return Deployer(clients, sleep=sleeps.append, poll_interval=2.0, max_polls=max_polls), lam
+    return Waiter(lam, sleeps, max_polls), lam
 
 
 def test_waits_until_active_and_successful() -> None:

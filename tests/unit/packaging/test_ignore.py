@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dify_lambda.packaging.ignore import IgnoreRules, glob_regex, parse_pattern
+from dify_lambda.packaging.ignore import IgnoreRules, parse_pattern
+from dify_lambda.packaging.pathmatch import compile_model_glob
 
 
 @pytest.mark.parametrize(
@@ -99,5 +100,5 @@ def test_special_characters_in_classes_are_literal() -> None:
         ("models/llm/a.yaml", "models/llm/a_yaml", False),
     ],
 )
-def test_glob_regex(glob: str, path: str, matches: bool) -> None:
-    assert (glob_regex(glob).match(path) is not None) is matches
+def test_model_glob(glob: str, path: str, matches: bool) -> None:
+    assert compile_model_glob(glob).match(path) is matches

@@ -29,6 +29,7 @@ KEYS = [
     "signature",
     "uncompressed_size",
     "entry_count",
+    "warnings",
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dify_lambda.errors import PackageError
+from dify_lambda.packaging.errors import RequirementError
 from dify_lambda.packaging.requirements import (
     generate_requirements,
     requirements_from_pyproject,
@@ -69,7 +70,7 @@ source = { registry = "https://pypi.org/simple" }
 [[package]]
 name = "winonly"
 version = "1.0"
-source = { git = "https://example.com/winonly.git?rev=v1#abc123" }
+source = { registry = "https://pypi.org/simple" }
 dependencies = [{ name = "colorama" }]
 
 [[package]]
@@ -89,7 +90,7 @@ def test_uv_lock_closure() -> None:
         "h2==4.2.0",
         "hpack==4.1.0",  # an extra requested on the httpx -> h2 edge
         "httpx==0.28.1",
-        "winonly @ git+https://example.com/winonly.git?rev=v1#abc123 ; sys_platform == 'win32'",
+        "winonly==1.0 ; sys_platform == 'win32'",
     ]  # no pytest (dev group), no project itself
 
 
@@ -111,6 +112,8 @@ def test_uv_lock_project_found_by_name() -> None:
 def test_pyproject_dependencies() -> None:
     text = '[project]\nname = "p"\ndependencies = ["dify_plugin>=0.10", "httpx"]\n'
     assert requirements_from_pyproject(text) == "dify_plugin>=0.10\nhttpx\n"
+    with pytest.raises(RequirementError, match=r"^pyproject\.toml \[project\]\.dependencies entry 1: "):
+        requirements_from_pyproject('[project]\ndependencies = ["-r /proc/self/environ"]\n')
     with pytest.raises(PackageError, match=r"\[project\].dependencies must be a list of strings"):
         requirements_from_pyproject("[project]\ndependencies = 3\n")
 
@@ -138,6 +141,18 @@ def test_generation_choices() -> None:
     assert got is not None
     assert got.source == "uv.lock"
     assert got.content.decode() == requirements_from_uv_lock(UV_LOCK)
+    with pytest.raises(RequirementError, match=r"^uv\.lock: package winonly comes from a git source"):
+        generate_requirements(
+            root,
+            {
+                "pyproject.toml": pyproject,
+                "uv.lock": UV_LOCK.replace(
+                    'version = "1.0"\nsource = { registry = "https://pypi.org/simple" }',
+                    'version = "1.0"\nsource = { git = "https://example.com/w.git" }',
+                ).encode(),
+            },
+            exporter=None,
+        )
     got = generate_requirements(root, {"pyproject.toml": pyproject}, exporter=fake_uv)
     assert got is not None
     assert (got.content, got.source) == (b"httpx\n", "pyproject.toml [project].dependencies")

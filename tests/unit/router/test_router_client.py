@@ -306,6 +306,17 @@ def test_all_deployments_cooling_down() -> None:
         run(router)
     assert info.value.retry_in == pytest.approx(12)
     assert transport.requests == []
+    assert not info.value.connect  # cooled down by hand, no failure kind recorded
+
+
+def test_cooling_down_after_connection_failures_says_connect() -> None:
+    router, transport, _ = make_router({A: [httpx.ConnectError("refused")] * 3})
+    with pytest.raises(RetryableError):
+        run(router)
+    with pytest.raises(AllDeploymentsCoolingDownError) as info:
+        run(router)
+    assert info.value.connect and info.value.kinds == {"connect"}
+    assert len(transport.requests) == 3
 
 
 def test_cooldown_expires_with_clock() -> None:

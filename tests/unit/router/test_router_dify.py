@@ -10,12 +10,14 @@ import json
 import sys
 import types
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from router_fakes import FakeClock, Reply, ScriptedTransport, end, error, llm_chunk, ok, stream
 
+from dify_lambda import wire
 from dify_lambda.errors import RouterError
 from dify_lambda.router.client import Router
 from dify_lambda.router.dify import (
@@ -49,6 +51,7 @@ INVOKE_ERRORS = {
 def make_base_class(old_layout: bool) -> type:
     class Base:
         daemon_calls: list[tuple[str, str]] = []
+        daemon_bodies: list[Any] = []
 
         def _stream_request(
             self,
@@ -60,6 +63,7 @@ def make_base_class(old_layout: bool) -> type:
             files: Any = None,
         ) -> Iterator[str]:
             type(self).daemon_calls.append((method, path))
+            type(self).daemon_bodies.append(data)
             yield json.dumps({"code": 0, "message": "success", "data": {"from": "daemon"}})
 
         def _request_with_plugin_daemon_response_stream(
@@ -126,13 +130,18 @@ def router_with(*replies: Any) -> tuple[Router, ScriptedTransport]:
     return Router(table, transport=transport, clock=clock, sleep=clock.sleep), transport
 
 
+def _model_type(path: str) -> str:
+    spec = wire.ACTIONS_BY_DISPATCH_PATH.get(path.split("/dispatch/", 1)[-1])
+    return spec.model_type if spec is not None and spec.model_type else "llm"
+
+
 def call(client: Any, path: str, plugin_id: str = ROUTED, data: Any = None) -> list[Any]:
     body = (
         data
         if data is not None
         else {
             "user_id": "u1",
-            "data": {"provider": "mockgpt", "model_type": "llm", "model": "m", "credentials": {}},
+            "data": {"provider": "mockgpt", "model_type": _model_type(path), "model": "m", "credentials": {}},
         }
     )
     headers = {"X-Plugin-ID": plugin_id, "Content-Type": "application/json"}
@@ -214,6 +223,81 @@ def test_transport_error_is_daemon_inner_error(dify_tree: type) -> None:
         TRANSPORT_FAILED,
         -500,
     )
+
+
+def test_cooldown_after_connection_failures_is_the_same_daemon_inner_error(dify_tree: type) -> None:
+    router, transport = router_with(*[httpx.ConnectError("refused")] * 3)
+    install(router)
+    kinds = []
+    for _ in range(2):  # the failure itself, then a call refused while the deployment cools down
+        with pytest.raises(HostError) as info:
+            call(dify_tree(), "plugin/t/dispatch/llm/invoke")
+        kinds.append((info.value.kind, info.value.description, info.value.code))
+    assert kinds == [("PluginDaemonInnerError", TRANSPORT_FAILED, -500)] * 2
+    assert len(transport.requests) == 3  # the second call sent nothing
+
+
+def test_cooldown_after_throttling_stays_an_invoke_error(dify_tree: type) -> None:
+    router, _ = router_with(Reply(429, {"retry-after": "50"}))
+    router.policy = replace(router.policy, max_attempts=1)
+    install(router)
+    for _ in range(2):
+        with pytest.raises(HostError) as info:
+            call(dify_tree(), "plugin/t/dispatch/llm/invoke")
+        assert info.value.kind == "PluginInvokeError"
+
+
+LLM_DATA = {"provider": "mockgpt", "model_type": "llm", "model": "m", "credentials": {"k": "v"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # newer Dify's hosted-quota calls: real credentials in `redirect`, `credentials` empty
+        (
+            "plugin/t/dispatch/llm/invoke",
+            {"user_id": "u", "data": {**LLM_DATA, "credentials": {}, "redirect": {}}},
+        ),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "redirect": {"credentials": {}}, "data": LLM_DATA}),
+        ("plugin/t/dispatch/redirect/llm/invoke", {"user_id": "u", "data": LLM_DATA}),
+        # shapes the router does not fully understand
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "data": LLM_DATA, "extra": 1}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": 7, "data": LLM_DATA}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "data": [LLM_DATA]}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u"}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "data": {**LLM_DATA, "credentials": "k"}}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "data": {**LLM_DATA, "model_type": "tts"}}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "data": {**LLM_DATA, "action": "invoke_tts"}}),
+        ("plugin/t/dispatch/llm/invoke", {"user_id": "u", "data": {**LLM_DATA, "user_id": "other"}}),
+        ("plugin/t/dispatch/llm/invoke", b"not json"),
+        ("plugin/t/dispatch/llm/invoke", [1, 2]),
+    ],
+)
+def test_calls_the_router_does_not_fully_understand_go_to_dify_unchanged(
+    dify_tree: type, path: str, body: Any
+) -> None:
+    router, transport = router_with()
+    install(router)
+    assert call(dify_tree(), path, data=body) == [{"from": "daemon"}]
+    assert transport.requests == []
+    assert dify_tree.daemon_calls == [("POST", path)]
+    assert dify_tree.daemon_bodies == [body]  # the very object Dify passed, unchanged
+
+
+def test_params_or_files_send_the_call_to_dify(dify_tree: type) -> None:
+    router, transport = router_with()
+    install(router)
+    client = dify_tree()
+    headers = {"X-Plugin-ID": ROUTED}
+    body = {"user_id": "u", "data": LLM_DATA}
+    for extra in ({"params": {"a": "b"}}, {"files": {"f": b"x"}}):
+        lines = list(
+            client._stream_request(
+                "POST", "plugin/t/dispatch/llm/invoke", extra.get("params"), headers, body, extra.get("files")
+            )
+        )
+        assert json.loads(lines[0])["data"] == {"from": "daemon"}
+    assert transport.requests == []
 
 
 def test_mid_stream_cut_is_an_error_not_a_truncation(dify_tree: type) -> None:

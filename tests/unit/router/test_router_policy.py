@@ -104,6 +104,19 @@ def test_cooldown_tracker_keeps_the_longest_and_expires() -> None:
     assert tracker.remaining("b") == 0
 
 
+def test_cooldown_tracker_remembers_the_kind_of_the_longest_cooldown() -> None:
+    now = [0.0]
+    tracker = CooldownTracker(clock=lambda: now[0])
+    tracker.cool("a", 10, "connect")
+    tracker.cool("a", 5, "throttled")  # shorter: neither the deadline nor the kind changes
+    assert tracker.kind("a") == "connect"
+    tracker.cool("a", 60, "throttled")
+    assert tracker.kind("a") == "throttled"
+    now[0] = 60.0
+    assert tracker.kind("a") == ""
+    assert tracker.kind("never") == ""
+
+
 def test_cooldown_tracker_is_thread_safe() -> None:
     tracker = CooldownTracker(clock=lambda: 0.0)
 

@@ -32,7 +32,7 @@ from dify_plugin.errors.model import (
     InvokeRateLimitError,
     InvokeServerUnavailableError,
 )
-from models.llm.custom_schema import custom_model_schema
+from models.llm.custom_schema import POLLING_CONTEXT_SIZE, POLLING_MODEL, custom_model_schema
 from models.llm.replies import (
     CRASH_AFTER_WORDS,
     apply_stop,
@@ -201,7 +201,7 @@ class MockGPTLargeLanguageModel(LargeLanguageModel):
         if self.get_model_schema(model, credentials) is None:
             raise InvokeBadRequestError(f"model '{model}' is not offered by mockgpt")
 
-    # --- polling (SDK 0.10: models with the "polling" feature) -----------------------------------
+    # --- polling (SDK 0.10: the customizable model mockgpt-1-polling, see custom_schema) -----------
 
     def _start_polling(
         self,
@@ -291,9 +291,13 @@ class MockGPTLargeLanguageModel(LargeLanguageModel):
             raise CredentialsValidateFailedError(f"model '{model}' is not offered by mockgpt")
 
     def get_customizable_model_schema(self, model: str, credentials: Mapping) -> AIModelEntity | None:
-        """Any model name works once the model credentials carry a positive ``context_size``."""
+        """Any model name works once the model credentials carry a positive ``context_size``;
+        ``mockgpt-1-polling`` always does (the polling model, default context size)."""
         raw = str(credentials.get("context_size", ""))
-        if not raw.isdigit() or int(raw) <= 0:
+        valid = raw.isdigit() and int(raw) > 0
+        if model == POLLING_MODEL:
+            return custom_model_schema(model, int(raw) if valid else POLLING_CONTEXT_SIZE, polling=True)
+        if not valid:
             return None
         return custom_model_schema(model, int(raw))
 
