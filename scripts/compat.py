@@ -21,6 +21,7 @@ written into this repository except the plugin names in the report.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -29,9 +30,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -413,7 +416,7 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def write_report(path: Path, outcomes: list[Outcome], official: str) -> None:
+def write_report(path: Path, outcomes: list[Outcome], official: str, total: int) -> None:
     passed = sum(o.passed for o in outcomes)
     lines = [
         "# Compatibility with the official model plugins",
@@ -426,7 +429,8 @@ def write_report(path: Path, outcomes: list[Outcome], official: str) -> None:
         "and `args.traceback` are not compared. *SDK errors* counts the requests on which the plugin's own SDK",
         "server answered with an error too (same error on both sides counts as a match).",
         "",
-        f"Checkout: `{official}`. Result: **{passed}/{len(outcomes)}** plugins match on every request.",
+        f"Checkout: `{official}`. Result: **{passed}/{len(outcomes)}** plugins match on every request"
+        + (f" ({len(outcomes)} of the {total} plugins run so far)." if len(outcomes) < total else "."),
         "",
         "| Plugin | SDK pin | Build s | Artifact MB | Ready ms | Requests matched | SDK errors | Result |",
         "|---|---|---:|---:|---:|---:|---:|---|",
@@ -455,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "compat", help="scratch directory")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "compatibility.md")
+    parser.add_argument("--jobs", type=int, default=1, help="plugins handled at once (default 1)")
+    parser.add_argument("--resume", action="store_true", help="reuse the outcomes saved in --work")
     args = parser.parse_args(argv)
     if not args.official.exists():
         print(f"compat: error: {args.official} does not exist (set OFFICIAL=<checkout>)", file=sys.stderr)
@@ -464,18 +470,33 @@ def main(argv: list[str] | None = None) -> int:
     plugins = sorted(p for p in models.iterdir() if (p / "manifest.yaml").is_file())
     if wanted:
         plugins = [p for p in plugins if p.name in wanted]
-    outcomes: list[Outcome] = []
-    for index, plugin in enumerate(plugins, 1):
+    results: dict[str, Outcome] = {}
+    lock = threading.Lock()
+    counter = iter(range(1, len(plugins) + 1))
+
+    def one(plugin: Path) -> None:
+        saved = args.work / plugin.name / "outcome.json"
         started = time.perf_counter()
-        outcome = run_plugin(plugin, args.work / plugin.name)
-        outcomes.append(outcome)
-        print(
-            f"[{index}/{len(plugins)}] {plugin.name}: {outcome.result} ({outcome.matched}/{outcome.requests} "
-            f"requests, {time.perf_counter() - started:.0f} s)"
-            + (f": {outcome.reasons[0]}" if outcome.reasons and not outcome.passed else ""),
-            flush=True,
-        )
-    write_report(args.report, outcomes, str(args.official))
+        if args.resume and saved.is_file():
+            outcome = Outcome(**json.loads(saved.read_text()))
+        else:
+            outcome = run_plugin(plugin, args.work / plugin.name)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(dataclasses.asdict(outcome)))
+        with lock:
+            results[plugin.name] = outcome
+            # Written after every plugin, so an interrupted run still leaves its table.
+            write_report(args.report, [results[k] for k in sorted(results)], str(args.official), len(plugins))
+            print(
+                f"[{next(counter)}/{len(plugins)}] {plugin.name}: {outcome.result} "
+                f"({outcome.matched}/{outcome.requests} requests, {time.perf_counter() - started:.0f} s)"
+                + (f": {outcome.reasons[0]}" if outcome.reasons and not outcome.passed else ""),
+                flush=True,
+            )
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(one, plugins))
+    outcomes = [results[k] for k in sorted(results)]
     passed = sum(o.passed for o in outcomes)
     print(f"{passed}/{len(outcomes)} plugins match their own SDK; report: {args.report}")
     return 0 if passed == len(outcomes) else 1
