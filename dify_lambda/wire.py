@@ -3,7 +3,7 @@
 This module is the only place both may import. It must stay light: standard library and pydantic
 only, never ``dify_plugin`` (which gevent-patches the process on import) and never boto3.
 
-The formats follow the SDK's own serverless mode byte for byte (docs/wire-protocol.md):
+The formats follow the SDK's own serverless mode byte for byte (docs/wire-protocol.md §2-§3):
 ``POST <url>/invoke?action=<action>`` with a JSON request envelope, answered by compact JSON event
 lines each followed by ``"\\n\\n"``; the stream always ends with a session ``end`` message.
 """
@@ -11,12 +11,11 @@ lines each followed by ``"\\n\\n"``; the stream always ends with a session ``end
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 # --- HTTP surface --------------------------------------------------------------------------------
 
@@ -38,6 +37,59 @@ FUNCTION_URL_MAX_REQUEST_BYTES = 6 * MIB
 MAX_REQUEST_BYTES = 5 * MIB
 #: Longest single event line the daemon's scanner accepts (must stay strictly below).
 MAX_LINE_BYTES = 5 * MIB
+#: Lambda's limit on a function's unzipped code (a "MB" that is a MiB, too).
+MAX_UNZIPPED_BYTES = 250 * MIB
+
+# --- The function's code layout and environment (written by the builder, the deployer and the
+# emulator, read by the handler) -----------------------------------------------------------------
+
+LAMBDA_TASK_ROOT = "/var/task"
+HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
+#: Relative to the task root; set as ``AWS_LAMBDA_EXEC_WRAPPER`` to stream responses.
+EXEC_WRAPPER = "dify_lambda/handlers/exec_wrapper.sh"
+#: The plugin's files inside the artifact, relative to the task root.
+PLUGIN_DIR = "plugin"
+
+ENV_PLUGIN_ROOT = "DIFY_LAMBDA_PLUGIN_ROOT"
+ENV_URL_AUTH = "DIFY_LAMBDA_URL_AUTH"
+ENV_ALLOWED_PRINCIPALS = "DIFY_LAMBDA_ALLOWED_PRINCIPALS"
+ENV_MAX_BODY_BYTES = "DIFY_LAMBDA_MAX_BODY_BYTES"
+ENV_STREAMING = "DIFY_LAMBDA_STREAMING"
+#: The interpreter the exec wrapper runs (the emulator's; unset on Lambda).
+ENV_PYTHON = "DIFY_LAMBDA_PYTHON"
+#: The three places the shared secret can come from, in the handler's order of preference.
+ENV_SECRET = "DIFY_LAMBDA_SECRET"  # noqa: S105 - a variable name, not a secret
+ENV_SECRET_ARN = "DIFY_LAMBDA_SECRET_ARN"  # noqa: S105
+ENV_SECRET_PARAMETER = "DIFY_LAMBDA_SECRET_PARAMETER"  # noqa: S105
+SECRET_ENVS = (ENV_SECRET, ENV_SECRET_ARN, ENV_SECRET_PARAMETER)
+
+# --- The router's settings (environment of Dify's API process) -----------------------------------
+
+ENV_ROUTES = "DIFY_LAMBDA_ROUTES"
+ENV_ROUTES_REFRESH = "DIFY_LAMBDA_ROUTES_REFRESH"
+ENV_ROUTES_TIMEOUT = "DIFY_LAMBDA_ROUTES_TIMEOUT"
+ENV_ROUTER_PLUGINS = "DIFY_LAMBDA_ROUTER_PLUGINS"
+
+# --- Lambda error shape --------------------------------------------------------------------------
+
+
+def lambda_error_body(error_type: str, message: str) -> bytes:
+    """``{"errorType", "errorMessage"}``: how Lambda, the handler and the emulator answer a failed call."""
+    return json.dumps({"errorType": error_type, "errorMessage": message}, ensure_ascii=False).encode()
+
+
+def read_lambda_error(doc: dict[str, Any]) -> tuple[str, str, str]:
+    """``(error type, message, request id)`` of a Lambda error document, ``""`` where absent.
+
+    Also reads the AWS API's own spellings (``__type``, ``Message``, ``message``), which a function
+    URL uses for errors it raises itself (throttling, payload too large).
+    """
+    return (
+        str(doc.get("errorType") or doc.get("__type") or ""),
+        str(doc.get("errorMessage") or doc.get("Message") or doc.get("message") or ""),
+        str(doc.get("requestId") or ""),
+    )
+
 
 # --- Identity of deployed functions (tags, stack outputs, environment) ---------------------------
 
@@ -68,6 +120,87 @@ def join_providers(providers: Iterable[str]) -> str:
 def split_providers(value: str) -> list[str]:
     """Inverse of :func:`join_providers`; also accepts commas (hand-written stack outputs)."""
     return value.replace(",", " ").split()
+
+
+# The daemon's ``PluginUniqueIdentifier`` parts (docs/plugin-package.md §2).
+_AUTHOR = r"[a-z0-9_-]{1,64}"
+_NAME = r"[a-z0-9_-]{1,255}"
+_VERSION = r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:-\w{1,16})?"
+_CHECKSUM = r"[a-f0-9]{32,64}"
+#: ``[author/]name:version@checksum`` (the author is optional for the daemon, always present here).
+UNIQUE_IDENTIFIER_RE = re.compile(
+    rf"^(?:(?P<author>{_AUTHOR})/)?(?P<name>{_NAME}):(?P<version>{_VERSION})@(?P<checksum>{_CHECKSUM})$"
+)
+#: The daemon's serverless file name: the same parts joined with ``@``.
+_FILENAME_RE = re.compile(
+    rf"^(?P<author>{_AUTHOR})@(?P<name>{_NAME})@(?P<version>{_VERSION})@(?P<checksum>{_CHECKSUM})\.difypkg$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginIdentity:
+    """A plugin package's identity and the forms it takes: plugin id, unique identifier, the
+    serverless file name (also ``str()``) and the function tags."""
+
+    author: str
+    name: str
+    version: str
+    checksum: str
+
+    @classmethod
+    def from_filename(cls, filename: str) -> PluginIdentity | None:
+        """Parse ``<author>@<name>@<version>@<checksum>.difypkg``; None when it does not match."""
+        match = _FILENAME_RE.match(filename)
+        return cls(**match.groupdict()) if match else None
+
+    @property
+    def plugin_id(self) -> str:
+        """``author/name``: what the host sends as ``X-Plugin-ID``."""
+        return f"{self.author}/{self.name}"
+
+    @property
+    def unique_identifier(self) -> str:
+        return f"{self.plugin_id}:{self.version}@{self.checksum}"
+
+    @property
+    def serverless_filename(self) -> str:
+        return f"{self.author}@{self.name}@{self.version}@{self.checksum}.difypkg"
+
+    def tags(self, providers: Iterable[str]) -> dict[str, str]:
+        return identity_tags(
+            plugin_id=self.plugin_id,
+            unique_identifier=self.unique_identifier,
+            checksum=self.checksum,
+            providers=providers,
+        )
+
+    def __str__(self) -> str:
+        return self.serverless_filename
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedFunction:
+    """What a managed function's tags say about it (see :func:`read_identity_tags`)."""
+
+    plugin_id: str
+    unique_identifier: str
+    checksum: str
+    providers: tuple[str, ...]
+    #: The tag's AuthType value, ``""`` when absent.
+    auth: str
+
+
+def read_identity_tags(tags: Mapping[str, str]) -> TaggedFunction | None:
+    """The identity tags of a function; None unless it is tagged as managed by dify-lambda."""
+    if str(tags.get(TAG_MANAGED, "")).lower() != "true":
+        return None
+    return TaggedFunction(
+        plugin_id=tags.get(TAG_PLUGIN_ID, ""),
+        unique_identifier=tags.get(TAG_UNIQUE_IDENTIFIER, ""),
+        checksum=tags.get(TAG_CHECKSUM, ""),
+        providers=tuple(split_providers(tags.get(TAG_PROVIDERS, ""))),
+        auth=tags.get(TAG_AUTH, ""),
+    )
 
 
 def identity_tags(
@@ -142,31 +275,6 @@ ACCESS_TYPES = (
 # --- Request envelope ----------------------------------------------------------------------------
 
 
-class ActionData(BaseModel):
-    """The ``data`` object of a request: routing keys plus the action's own fields (kept as extras)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    user_id: str
-    type: str
-    action: str
-
-
-class RequestEnvelope(BaseModel):
-    """``POST /invoke`` body, as the daemon's ``Session.Message("request", data)`` writes it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    session_id: str
-    conversation_id: str | None = None
-    message_id: str | None = None
-    app_id: str | None = None
-    endpoint_id: str | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
-    event: Literal["request"]
-    data: ActionData
-
-
 def new_session_id() -> str:
     return str(uuid.uuid4())
 
@@ -201,32 +309,6 @@ def encode_envelope(envelope: dict[str, Any]) -> bytes:
 # --- Event lines ---------------------------------------------------------------------------------
 
 SessionMessageType = Literal["stream", "end", "error", "invoke"]
-EventType = Literal["session", "log", "error", "heartbeat"]
-
-
-class SessionMessage(BaseModel):
-    type: SessionMessageType
-    data: Any = None
-
-
-class EventLine(BaseModel):
-    """One ``PluginUniversalEvent`` line of the response stream."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    event: EventType
-    session_id: str | None = None
-    data: Any = None
-
-
-class ErrorData(BaseModel):
-    """``data`` of a session ``error`` message: ``{error_type, message, args}``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error_type: str
-    message: str
-    args: dict[str, Any] | None = None
 
 
 def encode_event(event: str, session_id: str | None, data: Any) -> bytes:

@@ -74,7 +74,9 @@ def _quiet_stdout() -> None:
 
 #: Top-level modules of the ``cli`` extra (pyproject.toml): the base install, made for Dify's API
 #: process, has only the router's dependencies.
-CLI_EXTRA_MODULES = frozenset({"boto3", "aws_lambda_powertools", "cryptography", "packaging", "uv"})
+CLI_EXTRA_MODULES = frozenset(
+    {"boto3", "aws_lambda_powertools", "cryptography", "filelock", "packaging", "uv"}
+)
 CLI_EXTRA_HINT = "dify-lambda: this command needs the cli extra: pip install 'dify-lambda[cli]'"
 
 

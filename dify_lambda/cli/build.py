@@ -10,6 +10,7 @@ from typing import Any
 from dify_lambda.cli.options import architecture, existing_file, function_name, output_dir, positive_int
 from dify_lambda.cli.progress import reporter_for
 from dify_lambda.errors import UsageError
+from dify_lambda.wire import MIB
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         snapstart=args.snapstart,
         template_overlay=args.template_overlay,
         cache_dir=args.cache_dir,
-        max_unzipped_bytes=args.max_unzipped_mb * 1024 * 1024,
+        max_unzipped_bytes=args.max_unzipped_mb * MIB,
         function_name=args.function_name,
         extra_environment=dict(_env_pair(e) for e in args.env),
         find_links=tuple(args.find_links),
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return 0
-    mib = 1024 * 1024
+    mib = MIB
     print(f"built {report.unique_identifier} for {report.runtime} {report.architecture}")
     print(
         f"  artifact  {result.artifact} ({report.sizes.zipped / mib:.1f} MB zipped, "

@@ -10,6 +10,7 @@ from typing import Any
 from dify_lambda.cli.options import architecture, function_name, output_dir, positive_int
 from dify_lambda.cli.output import add_json_flag, print_json
 from dify_lambda.cli.progress import Reporter, reporter_for
+from dify_lambda.wire import MIB
 
 __all__ = ["register"]
 
@@ -418,7 +419,7 @@ def cmd_connector(args: argparse.Namespace) -> int:
         args.port,
         service,
         api_key=api_key,
-        max_package_bytes=args.max_package_mb * 1024 * 1024,
+        max_package_bytes=args.max_package_mb * MIB,
         read_timeout_s=float(args.read_timeout),
     )
     print(f"dify-lambda connector listening on {server.url}", flush=True)

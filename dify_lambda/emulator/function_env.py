@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dify_lambda import wire
 from dify_lambda.emulator.errors import EnvVarsError
 from dify_lambda.packaging.sam import DEFAULT_LOGICAL_ID
 
@@ -43,7 +44,7 @@ __all__ = [
     "template_function",
 ]
 
-LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_TASK_ROOT = wire.LAMBDA_TASK_ROOT
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 GLOBAL_KEY = "Parameters"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -1,6 +1,6 @@
 """The front of the emulator: a local function URL (payload format 2.0, ``InvokeMode: RESPONSE_STREAM``).
 
-Each client request becomes a function URL event (wire-protocol.md §8) handed to an idle worker;
+Each client request becomes a function URL event (docs/wire-protocol.md §7) handed to an idle worker;
 the worker's streamed answer goes back to the client as chunked HTTP/1.1, each chunk written the
 moment it arrives, with the status, headers and cookies of its prelude. Errors use Lambda's
 shapes: 429 ``TooManyRequestsException`` when every worker stays busy, 413 above the payload
@@ -26,7 +26,8 @@ from typing import Any
 
 from dify_lambda.emulator.runtime_server import Exchange, Message
 from dify_lambda.emulator.workers import Worker, WorkerPool
-from dify_lambda.wire import FUNCTION_URL_MAX_REQUEST_BYTES
+from dify_lambda.handlers.chunked import LAST_CHUNK, BodyTooLarge, ChunkedReader, encode_chunk
+from dify_lambda.wire import FUNCTION_URL_MAX_REQUEST_BYTES, lambda_error_body
 
 __all__ = ["FrontConfig", "build_event", "make_front_server"]
 
@@ -169,20 +170,11 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
 
         def _read_body(self) -> bytes:
             if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-                parts: list[bytes] = []
-                total = 0
-                while True:
-                    size = int(self.rfile.readline(65536).split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
-                            pass
-                        return b"".join(parts)
-                    total += size
-                    if total > FUNCTION_URL_MAX_REQUEST_BYTES:
-                        self.close_connection = True
-                        raise _TooLarge
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline(65536)
+                try:
+                    return b"".join(ChunkedReader(self.rfile, max_bytes=FUNCTION_URL_MAX_REQUEST_BYTES))
+                except BodyTooLarge:
+                    self.close_connection = True
+                    raise _TooLarge from None
             value = (self.headers.get("Content-Length") or "0").strip()
             if not (value.isascii() and value.isdigit()):  # "-1" would read until the client closes
                 self.close_connection = True
@@ -198,8 +190,9 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
             try:
                 body = self._read_body()
             except _TooLarge:
+                limit = FUNCTION_URL_MAX_REQUEST_BYTES
                 doc = {
-                    "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+                    "Message": f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
                 }
                 self._plain(413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
                 return
@@ -311,7 +304,7 @@ class _Relay:
 
     def _chunk(self, data: bytes) -> None:
         if data and self.started and not self.no_body:
-            self.h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.h.wfile.write(encode_chunk(data))
             self.h.wfile.flush()
 
     def _final(self, message: Message) -> None:
@@ -332,7 +325,7 @@ class _Relay:
         self._send(functools.partial(self._error, error_type, body))
 
     def _end(self) -> None:
-        self.h.wfile.write(b"0\r\n\r\n")
+        self.h.wfile.write(LAST_CHUNK)
         self.h.wfile.flush()
 
     def _error(self, error_type: str, body: bytes) -> None:
@@ -357,10 +350,8 @@ class _Relay:
             self._truncate()
             return
         error_type = "Sandbox.Timedout"
-        body = json.dumps(
-            {"errorMessage": f"RequestId: {self.rid} Error: Task timed out", "errorType": error_type}
-        )
-        self._send(functools.partial(self._error, error_type, body.encode()))
+        body = lambda_error_body(error_type, f"RequestId: {self.rid} Error: Task timed out")
+        self._send(functools.partial(self._error, error_type, body))
 
 
 def _log(line: str) -> None:

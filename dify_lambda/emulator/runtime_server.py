@@ -1,4 +1,4 @@
-"""A local Lambda Runtime API for one worker process (wire-protocol.md §7).
+"""A local Lambda Runtime API for one worker process (docs/wire-protocol.md §6).
 
 Hands out one invocation at a time from ``/invocation/next`` and turns the worker's streamed
 answer into :class:`Message` items on the invocation's queue the moment the bytes arrive: the
@@ -8,8 +8,6 @@ an ``error`` (``/error``, init failure, crash, protocol violation).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import os
@@ -21,12 +19,26 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from dify_lambda.handlers.chunked import ChunkedReader, ChunkError, Truncated
+from dify_lambda.handlers.runtime_api import (
+    DELIMITER,
+    ERROR_BODY_HEADER,
+    ERROR_TYPE_HEADER,
+    INIT_ERROR_PATH,
+    NEXT_PATH,
+    RESPONSE_MODE_HEADER,
+    RESTORE_ERROR_PATH,
+    RESTORE_NEXT_PATH,
+    decode_error_trailer,
+    decode_prelude,
+    next_headers,
+    parse_invocation_path,
+)
+from dify_lambda.wire import MIB, lambda_error_body
+
 __all__ = ["Exchange", "LocalRuntimeApi", "Message"]
 
-PREFIX = "/2018-06-01/runtime"
-DELIMITER = b"\0" * 8
-MAX_PRELUDE_BYTES = 1024 * 1024
-_MAX_LINE = 65536
+MAX_PRELUDE_BYTES = MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +90,7 @@ class Exchange:
             self.client_left()
 
     def fail(self, error_type: str, message: str) -> None:
-        body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-        self.put(Message("error", (error_type, body)))
+        self.put(Message("error", (error_type, lambda_error_body(error_type, message))))
 
 
 class _Violation(Exception):
@@ -202,7 +213,7 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
         def do_GET(self) -> None:
-            if self.path == PREFIX + "/invocation/next":
+            if self.path == NEXT_PATH:
                 exchange = api._next()
                 if exchange is None:
                     self.close_connection = True
@@ -210,16 +221,17 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
                     return
                 body = json.dumps(exchange.event).encode()
                 self.send_response(200)
-                self.send_header("Lambda-Runtime-Aws-Request-Id", exchange.request_id)
-                self.send_header("Lambda-Runtime-Deadline-Ms", str(exchange.deadline_ms))
-                self.send_header("Lambda-Runtime-Invoked-Function-Arn", api.function_arn)
-                self.send_header("Lambda-Runtime-Trace-Id", _trace_id())
+                headers = next_headers(
+                    exchange.request_id, exchange.deadline_ms, api.function_arn, _trace_id()
+                )
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
                 self.wfile.flush()
-            elif self.path == PREFIX + "/restore/next":
+            elif self.path == RESTORE_NEXT_PATH:
                 self._reply(200, {})
             else:
                 self._reply(404, {"errorMessage": f"unknown path {self.path[:200]}"})
@@ -227,13 +239,13 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             path = self.path
             try:
-                if path in (PREFIX + "/init/error", PREFIX + "/restore/error"):
+                if path in (INIT_ERROR_PATH, RESTORE_ERROR_PATH):
                     api._init_error(self._error_type(), self._read_length())
                     self._reply(202, {"status": "OK"})
                     return
-                prefix = PREFIX + "/invocation/"
-                if path.startswith(prefix) and path.count("/") == 5:
-                    request_id, _, kind = path[len(prefix) :].partition("/")
+                parsed = parse_invocation_path(path)
+                if parsed is not None:
+                    request_id, kind = parsed
                     exchange = api._exchange(request_id)
                     if kind == "error":
                         exchange.put(Message("error", (self._error_type(), self._read_length())))
@@ -250,7 +262,7 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 self._reply(400, {"errorType": "InvalidRequest", "errorMessage": str(exc)})
 
         def _error_type(self) -> str:
-            return self.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+            return self.headers.get(ERROR_TYPE_HEADER) or "Runtime.Unknown"
 
         def _read_length(self) -> bytes:
             length = self.headers.get("Content-Length") or "0"
@@ -259,7 +271,7 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(int(length))
 
         def _response(self, exchange: Exchange) -> None:
-            if self.headers.get("Lambda-Runtime-Function-Response-Mode") != "streaming":
+            if self.headers.get(RESPONSE_MODE_HEADER) != "streaming":
                 exchange.fail("Runtime.InvalidResponseModeHeader", "the runtime did not stream its response")
                 raise _Violation("Lambda-Runtime-Function-Response-Mode must be streaming")
             if (self.headers.get("Transfer-Encoding") or "").lower() != "chunked":
@@ -277,49 +289,34 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
         def _stream(self, exchange: Exchange) -> None:
             head = bytearray()
             in_body = False
-            while True:
-                size_line = self.rfile.readline(_MAX_LINE)
-                if not size_line:
-                    # The runtime died mid-stream: what was sent stays sent (Lambda's "Truncated").
-                    exchange.fail(
-                        "Runtime.TruncatedResponse", "the response stream ended without its last chunk"
-                    )
-                    return
-                try:
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise _Violation(f"malformed chunk size {size_line[:40]!r}") from None
-                if size == 0:
-                    break
-                data = self.rfile.read(size)
-                if len(data) != size or self.rfile.read(2) != b"\r\n":
-                    raise _Violation("truncated chunk")
-                if in_body:
-                    exchange.put(Message("chunk", data))
-                    continue
-                head += data
-                cut = head.find(DELIMITER)
-                if cut < 0:
-                    if len(head) > MAX_PRELUDE_BYTES:
-                        raise _Violation("no 8-NUL delimiter within the first MiB")
-                    continue
-                exchange.put(Message("head", _prelude(bytes(head[:cut]))))
-                in_body = True
-                rest = bytes(head[cut + len(DELIMITER) :])
-                if rest:
-                    exchange.put(Message("chunk", rest))
-            trailers: dict[str, str] = {}
-            while True:
-                line = self.rfile.readline(_MAX_LINE)
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                trailers[name.strip().lower()] = value.strip()
+            reader = ChunkedReader(self.rfile)
+            try:
+                for data in reader:
+                    if in_body:
+                        exchange.put(Message("chunk", data))
+                        continue
+                    head += data
+                    cut = head.find(DELIMITER)
+                    if cut < 0:
+                        if len(head) > MAX_PRELUDE_BYTES:
+                            raise _Violation("no 8-NUL delimiter within the first MiB")
+                        continue
+                    exchange.put(Message("head", _prelude(bytes(head[:cut]))))
+                    in_body = True
+                    rest = bytes(head[cut + len(DELIMITER) :])
+                    if rest:
+                        exchange.put(Message("chunk", rest))
+            except Truncated:
+                # The runtime died mid-stream: what was sent stays sent (Lambda's "Truncated").
+                exchange.fail("Runtime.TruncatedResponse", "the response stream ended without its last chunk")
+                return
+            except ChunkError as exc:
+                raise _Violation(str(exc)) from None
             if not in_body:
                 raise _Violation("the response has no prelude and 8-NUL delimiter")
-            error_type = trailers.get("lambda-runtime-function-error-type")
+            error_type = reader.trailers.get(ERROR_TYPE_HEADER.lower())
             if error_type:
-                exchange.put(Message("trailer_error", (error_type, _error_body(trailers))))
+                exchange.put(Message("trailer_error", (error_type, _error_body(reader.trailers))))
             else:
                 exchange.put(Message("end"))
 
@@ -328,22 +325,16 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
 
 def _prelude(raw: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise _Violation("the prelude is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("statusCode", 200), int):
-        raise _Violation("the prelude is not an object with an integer statusCode")
-    return doc
+        return decode_prelude(raw)
+    except ValueError as exc:
+        raise _Violation(str(exc)) from None
 
 
 def _error_body(trailers: dict[str, str]) -> dict[str, Any]:
     try:
-        doc = json.loads(
-            base64.b64decode(trailers.get("lambda-runtime-function-error-body", ""), validate=True)
-        )
-    except (binascii.Error, ValueError):
+        return decode_error_trailer(trailers.get(ERROR_BODY_HEADER.lower(), ""))
+    except ValueError:
         return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def _trace_id() -> str:

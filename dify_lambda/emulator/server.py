@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from dify_lambda import wire
 from dify_lambda.emulator.errors import ListenError, listen_error_text
 from dify_lambda.emulator.function_url import FrontConfig, make_front_server
 from dify_lambda.emulator.target import ServeTarget, resolve_target
@@ -114,7 +115,7 @@ def serve(
     except BaseException:
         target.cleanup()
         raise
-    auth = (worker_env.get("DIFY_LAMBDA_URL_AUTH") or "AWS_IAM").strip().upper()
+    auth = (worker_env.get(wire.ENV_URL_AUTH) or "AWS_IAM").strip().upper()
     url_id = hashlib.sha256(target.plugin_id.encode()).hexdigest()[:32]
     config = FrontConfig(WorkerPool(pool_workers), auth, queue_timeout, function_timeout, url_id)
     try:
@@ -141,7 +142,7 @@ def _worker_env(target: ServeTarget, extra: Mapping[str, str] | None) -> dict[st
     env = dict(os.environ)
     if target.kind == "artifact":
         # The artifact brings its own packages and plugin root, as in Lambda.
-        for key in ("VIRTUAL_ENV", "PYTHONHOME", "DIFY_LAMBDA_PLUGIN_ROOT"):
+        for key in ("VIRTUAL_ENV", "PYTHONHOME", wire.ENV_PLUGIN_ROOT):
             env.pop(key, None)
     # What Lambda sets for every function (the region is only a default: the user's wins).
     env.setdefault("AWS_REGION", "us-east-1")
@@ -153,7 +154,7 @@ def _worker_env(target: ServeTarget, extra: Mapping[str, str] | None) -> dict[st
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name[:64]}",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "DIFY_LAMBDA_STREAMING": "1",
+            wire.ENV_STREAMING: "1",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from dify_lambda import wire
 from dify_lambda.emulator.errors import ServeTargetError
 from dify_lambda.emulator.function_env import function_environment, template_function
 from dify_lambda.emulator.platform_check import check_platform, report_evidence, tree_evidence
@@ -30,8 +31,8 @@ from dify_lambda.packaging.sam import load_template
 
 __all__ = ["WRAPPER", "ServeTarget", "resolve_target"]
 
-WRAPPER = "dify_lambda/handlers/exec_wrapper.sh"
-BUFFERED_HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
+WRAPPER = wire.EXEC_WRAPPER
+BUFFERED_HANDLER = wire.HANDLER
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _artifact_python(
 def _local_interpreter(version: str) -> Path:
     from dify_lambda.packaging.interpreters import find_interpreter
 
-    key = "DIFY_LAMBDA_PYTHON" + version.replace(".", "")
+    key = wire.ENV_PYTHON + version.replace(".", "")
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     base = Path(sys.base_prefix) / "bin" / f"python{version}"
     if version == here and not os.environ.get(key) and os.access(base, os.X_OK):
@@ -244,7 +245,7 @@ def resolve_target(
         # What serve itself needs wins over the template (the template's paths are Lambda's).
         "LAMBDA_TASK_ROOT": str(root),
         "PYTHONPATH": str(root),
-        "DIFY_LAMBDA_PYTHON": str(interpreter),
+        wire.ENV_PYTHON: str(interpreter),
         "_HANDLER": BUFFERED_HANDLER,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
         "PYTHONNOUSERSITE": "1",
@@ -281,7 +282,7 @@ def _source_target(
         # No template: every variable of the --env-vars file applies.
         **function_environment(None, env_vars).variables,
         "PYTHONPATH": str(repo),
-        "DIFY_LAMBDA_PLUGIN_ROOT": str(path),
+        wire.ENV_PLUGIN_ROOT: str(path),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{here}",
     }
     return ServeTarget(

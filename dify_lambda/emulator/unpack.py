@@ -18,13 +18,14 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from dify_lambda import wire
 from dify_lambda.emulator.errors import ServeTargetError
 from dify_lambda.errors import UnsafePackageError
 
 __all__ = ["MAX_UNZIPPED_BYTES", "SERVE_CACHE_DIR", "cached_unpack", "safe_extract", "sha256_of"]
 
 #: Lambda's unzipped code limit; a local zip above it is refused like Lambda would.
-MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+MAX_UNZIPPED_BYTES = wire.MAX_UNZIPPED_BYTES
 #: The sub-directory of the dify-lambda cache root (``--cache-dir``, shared with ``build``).
 SERVE_CACHE_DIR = "serve"
 _CHUNK = 1024 * 1024

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from dify_lambda.emulator.errors import WorkerStartError
 from dify_lambda.emulator.runtime_server import Exchange, LocalRuntimeApi
+from dify_lambda.wire import read_lambda_error
 
 __all__ = ["Worker", "WorkerPool", "WorkerSpec"]
 
@@ -138,7 +139,7 @@ def _message(body: bytes) -> str:
         doc = json.loads(body)
     except ValueError:
         return body[:300].decode(errors="replace")
-    return str(doc.get("errorMessage", "")) if isinstance(doc, dict) else str(doc)[:300]
+    return read_lambda_error(doc)[1] if isinstance(doc, dict) else str(doc)[:300]
 
 
 class WorkerPool:

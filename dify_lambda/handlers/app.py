@@ -23,7 +23,6 @@ differences from the SDK's own serverless server:
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 import traceback
@@ -44,6 +43,7 @@ from dify_lambda.handlers.errors import (
 )
 from dify_lambda.handlers.http import HttpRequest, HttpResponse, from_function_url_event
 from dify_lambda.handlers.observability import InvocationRecord, Observer, Rejection
+from dify_lambda.wire import lambda_error_body
 
 __all__ = ["Application", "application_from_env", "buffered_result", "error_response"]
 
@@ -58,7 +58,7 @@ def error_response(
     error_type: str, message: str, status: int, headers: Mapping[str, str] | None = None
 ) -> HttpResponse:
     """A complete non-streaming answer in the Lambda error shape."""
-    body = json.dumps({"errorType": error_type, "errorMessage": message}, ensure_ascii=False).encode()
+    body = lambda_error_body(error_type, message)
     return HttpResponse(status=status, headers={**_JSON_HEADERS, **(headers or {})}, body=iter((body,)))
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from dify_lambda import wire
 from dify_lambda.handlers.errors import HandlerConfigError
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "SECRET_MAX_AGE_SECONDS", "HandlerConfig", "SecretSourceKind", "UrlAuth"]
 
-DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = wire.FUNCTION_URL_MAX_REQUEST_BYTES
 #: How long a secret read from Secrets Manager/SSM is cached before it is read again (rotation).
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -27,9 +28,9 @@ class UrlAuth(StrEnum):
 
 
 class SecretSourceKind(StrEnum):
-    ENV = "DIFY_LAMBDA_SECRET"
-    SECRETS_MANAGER = "DIFY_LAMBDA_SECRET_ARN"
-    SSM = "DIFY_LAMBDA_SECRET_PARAMETER"
+    ENV = wire.ENV_SECRET
+    SECRETS_MANAGER = wire.ENV_SECRET_ARN
+    SSM = wire.ENV_SECRET_PARAMETER
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class HandlerConfig:
 
 
 def _plugin_root(env: Mapping[str, str], cwd: Path | None) -> Path:
-    explicit = env.get("DIFY_LAMBDA_PLUGIN_ROOT", "").strip()
+    explicit = env.get(wire.ENV_PLUGIN_ROOT, "").strip()
     if explicit:
         return Path(explicit)
     task_root = env.get("LAMBDA_TASK_ROOT", "").strip()
@@ -90,7 +91,7 @@ def _plugin_root(env: Mapping[str, str], cwd: Path | None) -> Path:
 
 
 def _url_auth(env: Mapping[str, str]) -> UrlAuth:
-    raw = env.get("DIFY_LAMBDA_URL_AUTH", "").strip() or UrlAuth.AWS_IAM.value
+    raw = env.get(wire.ENV_URL_AUTH, "").strip() or UrlAuth.AWS_IAM.value
     try:
         return UrlAuth(raw.upper())
     except ValueError:
@@ -98,7 +99,7 @@ def _url_auth(env: Mapping[str, str]) -> UrlAuth:
 
 
 def _principals(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("DIFY_LAMBDA_ALLOWED_PRINCIPALS", "")
+    raw = env.get(wire.ENV_ALLOWED_PRINCIPALS, "")
     principals = tuple(p.strip() for p in raw.split(",") if p.strip())
     for principal in principals:
         if not principal.startswith("arn:") or principal.count(":") < 5:
@@ -118,7 +119,7 @@ def _secret_source(env: Mapping[str, str]) -> SecretSourceKind | None:
 
 
 def _max_body(env: Mapping[str, str]) -> int:
-    raw = env.get("DIFY_LAMBDA_MAX_BODY_BYTES", "").strip()
+    raw = env.get(wire.ENV_MAX_BODY_BYTES, "").strip()
     if not raw:
         return DEFAULT_MAX_BODY_BYTES
     try:

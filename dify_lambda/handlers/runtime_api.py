@@ -1,7 +1,7 @@
 """A standard-library client for the Lambda Runtime API, with a streamed response writer.
 
 Replaces what the managed runtime's client (awslambdaric) does, plus the one thing it cannot do:
-stream a response (wire-protocol.md §7). ``/next`` and the small JSON posts go through
+stream a response (docs/wire-protocol.md §6). ``/next`` and the small JSON posts go through
 ``http.client`` on one persistent connection; each streamed response is written on its own raw
 socket with hand-made chunk framing, because ``http.client`` cannot send trailers.
 
@@ -12,6 +12,7 @@ whether or not ``dify_plugin`` has gevent-patched the process.
 from __future__ import annotations
 
 import base64
+import binascii
 import http.client
 import ipaddress
 import json
@@ -23,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dify_lambda.handlers.chunked import LAST_CHUNK, encode_chunk, last_chunk
+
 __all__ = [
     "DELIMITER",
     "HTTP_INTEGRATION_CONTENT_TYPE",
@@ -32,8 +35,13 @@ __all__ = [
     "ResponseWriter",
     "RuntimeApiClient",
     "RuntimeApiError",
+    "decode_error_trailer",
+    "decode_prelude",
     "encode_chunk",
     "encode_prelude",
+    "invocation_path",
+    "next_headers",
+    "parse_invocation_path",
 ]
 
 API_PREFIX = "/2018-06-01/runtime"
@@ -42,6 +50,11 @@ HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-resp
 DELIMITER = b"\0" * 8
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 ERROR_BODY_HEADER = "Lambda-Runtime-Function-Error-Body"
+RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+NEXT_PATH = API_PREFIX + "/invocation/next"
+RESTORE_NEXT_PATH = API_PREFIX + "/restore/next"
+INIT_ERROR_PATH = API_PREFIX + "/init/error"
+RESTORE_ERROR_PATH = API_PREFIX + "/restore/error"
 #: Hop-by-hop headers a function URL manages itself; never put them into the prelude.
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
@@ -127,11 +140,51 @@ class Invocation:
         )
 
 
-def encode_chunk(data: bytes) -> bytes:
-    """One HTTP/1.1 chunk: lowercase hex size, no extensions. Empty data encodes to nothing."""
-    if not data:
-        return b""
-    return b"%x\r\n%s\r\n" % (len(data), data)
+def invocation_path(request_id: str, kind: str) -> str:
+    """``/invocation/<id>/<kind>`` (``response`` or ``error``) under :data:`API_PREFIX`, id quoted."""
+    return f"{API_PREFIX}/invocation/{urllib.parse.quote(request_id, safe='')}/{kind}"
+
+
+def parse_invocation_path(path: str) -> tuple[str, str] | None:
+    """The server side of :func:`invocation_path`: ``(request id, kind)``, or None."""
+    prefix = API_PREFIX + "/invocation/"
+    if not path.startswith(prefix) or path.count("/") != 5:
+        return None
+    request_id, _, kind = path[len(prefix) :].partition("/")
+    return request_id, kind
+
+
+def next_headers(request_id: str, deadline_ms: int, function_arn: str, trace_id: str) -> dict[str, str]:
+    """The ``Lambda-Runtime-*`` headers a Runtime API sends with an event from ``/next``."""
+    return {
+        "Lambda-Runtime-Aws-Request-Id": request_id,
+        "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+        "Lambda-Runtime-Invoked-Function-Arn": function_arn,
+        "Lambda-Runtime-Trace-Id": trace_id,
+    }
+
+
+def decode_prelude(raw: bytes) -> dict[str, Any]:
+    """The prelude as a dict; ValueError unless it is a JSON object whose ``statusCode`` (when
+    present) is an integer."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ValueError("the prelude is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("statusCode", 200), int):
+        raise ValueError("the prelude is not an object with an integer statusCode")
+    return doc
+
+
+def decode_error_trailer(value: str) -> dict[str, Any]:
+    """The ``Lambda-Runtime-Function-Error-Body`` trailer (base64 of a JSON object); ValueError."""
+    try:
+        doc = json.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{ERROR_BODY_HEADER} is not base64 of JSON") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{ERROR_BODY_HEADER} is not base64 of a JSON object")
+    return doc
 
 
 def encode_prelude(status: int, headers: Mapping[str, str], cookies: list[str]) -> bytes:
@@ -185,7 +238,7 @@ class ResponseWriter:
 
     def __init__(self, host: str, port: int, request_id: str, *, timeout: float | None = None) -> None:
         self._host, self._port, self._timeout = host, port, timeout
-        self._path = f"{API_PREFIX}/invocation/{urllib.parse.quote(request_id, safe='')}/response"
+        self._path = invocation_path(request_id, "response")
         self._sock: socket.socket | None = None
         #: True once any byte of the response has been handed to the kernel.
         self.started = False
@@ -197,7 +250,7 @@ class ResponseWriter:
         head = (
             f"POST {self._path} HTTP/1.1\r\n"
             f"Host: {self._host}:{self._port}\r\n"
-            "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+            f"{RESPONSE_MODE_HEADER}: streaming\r\n"
             f"Trailer: {ERROR_TYPE_HEADER}, {ERROR_BODY_HEADER}\r\n"
             f"Content-Type: {HTTP_INTEGRATION_CONTENT_TYPE}\r\n"
             "Transfer-Encoding: chunked\r\n"
@@ -220,12 +273,10 @@ class ResponseWriter:
             raise RuntimeApiError("response not started")
         self.finished = True
         if error is None:
-            self._sock.sendall(b"0\r\n\r\n")
+            self._sock.sendall(LAST_CHUNK)
         else:
-            self._sock.sendall(
-                f"0\r\n{ERROR_TYPE_HEADER}: {error.error_type}\r\n"
-                f"{ERROR_BODY_HEADER}: {error.trailer_body()}\r\n\r\n".encode("ascii")
-            )
+            trailers = {ERROR_TYPE_HEADER: error.error_type, ERROR_BODY_HEADER: error.trailer_body()}
+            self._sock.sendall(last_chunk(trailers))
         reply = http.client.HTTPResponse(self._sock)
         try:
             reply.begin()
@@ -260,14 +311,14 @@ class RuntimeApiClient:
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port)
             try:
-                self._conn.request(method, API_PREFIX + path, body=body, headers=dict(headers or {}))
+                self._conn.request(method, path, body=body, headers=dict(headers or {}))
                 resp = self._conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException) as exc:
                 self._conn.close()
                 self._conn = None
                 if attempt == 2:
-                    raise RuntimeApiError(f"{method} {path} failed: {exc}") from exc
+                    raise RuntimeApiError(f"{method} {path.removeprefix(API_PREFIX)} failed: {exc}") from exc
                 continue
             if resp.will_close:
                 self._conn.close()
@@ -277,7 +328,7 @@ class RuntimeApiClient:
 
     def next_invocation(self) -> Invocation:
         """Block until the next event arrives."""
-        status, headers, body = self._request("GET", "/invocation/next")
+        status, headers, body = self._request("GET", NEXT_PATH)
         request_id = headers.get("lambda-runtime-aws-request-id", "")
         if status != 200 or not request_id:
             raise RuntimeApiError(f"GET /invocation/next answered {status} without a request id")
@@ -287,18 +338,17 @@ class RuntimeApiClient:
         return ResponseWriter(self.host, self.port, request_id)
 
     def post_invocation_error(self, request_id: str, error: ErrorInfo) -> int:
-        quoted = urllib.parse.quote(request_id, safe="")
-        return self._post_error(f"/invocation/{quoted}/error", error)
+        return self._post_error(invocation_path(request_id, "error"), error)
 
     def post_init_error(self, error: ErrorInfo) -> int:
-        return self._post_error("/init/error", error)
+        return self._post_error(INIT_ERROR_PATH, error)
 
     def post_restore_error(self, error: ErrorInfo) -> int:
-        return self._post_error("/restore/error", error)
+        return self._post_error(RESTORE_ERROR_PATH, error)
 
     def restore_next(self) -> None:
         """SnapStart: block until the snapshot has been restored."""
-        status, _, _ = self._request("GET", "/restore/next")
+        status, _, _ = self._request("GET", RESTORE_NEXT_PATH)
         if status != 200:
             raise RuntimeApiError(f"GET /restore/next answered {status}")
 

@@ -3,7 +3,7 @@
 Init: build the application (``DIFY_LAMBDA_APP_FACTORY=module:function`` overrides the default
 ``dify_lambda.handlers.app:application_from_env``; a seam for tests and extensions), run the
 SnapStart hooks when ``AWS_LAMBDA_INITIALIZATION_TYPE`` is ``snap-start``, then serve invocations
-one at a time, forever. Each response is streamed (wire-protocol.md §7): a failure before the first
+one at a time, forever. Each response is streamed (docs/wire-protocol.md §6): a failure before the first
 byte goes to ``/error``, a failure after it ends the stream with the error trailers. A failed
 invocation never stops the loop; an init failure posts ``/init/error`` and exits non-zero.
 """

@@ -1,8 +1,9 @@
 """Function URL and resource-policy statements on the ``live`` alias.
 
 Since October 2025 a function URL caller needs both ``lambda:InvokeFunctionUrl`` and
-``lambda:InvokeFunction`` (aws-notes.md §3). For ``NONE`` that is the public pair (the second
-statement limited to calls made through the URL); for ``AWS_IAM`` each given principal gets both.
+``lambda:InvokeFunction`` (docs/security.md#function-url-permissions). For ``NONE`` that is the
+public pair (the second statement limited to calls made through the URL); for ``AWS_IAM`` each
+given principal gets both.
 Statements dify-lambda manages carry the ``dify-lambda-`` Sid prefix; stale ones are removed so
 switching from ``NONE`` to ``AWS_IAM`` really closes the public access.
 """

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dify_lambda import wire
+
 __all__ = [
     "DEFAULT_ENVIRONMENT",
     "BuiltArtifact",
@@ -27,11 +29,11 @@ __all__ = [
 #: A progress callback: receives one short human-readable line per step.
 Progress = Callable[[str], None]
 
-HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
+HANDLER = wire.HANDLER
 #: The runtime contract of docs/architecture.md; used when a template does not say otherwise.
 DEFAULT_ENVIRONMENT: Mapping[str, str] = {
-    "AWS_LAMBDA_EXEC_WRAPPER": "/var/task/dify_lambda/handlers/exec_wrapper.sh",
-    "DIFY_LAMBDA_PLUGIN_ROOT": "/var/task/plugin",
+    "AWS_LAMBDA_EXEC_WRAPPER": f"{wire.LAMBDA_TASK_ROOT}/{wire.EXEC_WRAPPER}",
+    wire.ENV_PLUGIN_ROOT: f"{wire.LAMBDA_TASK_ROOT}/{wire.PLUGIN_DIR}",
     "INSTALL_METHOD": "serverless",
 }
 _FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
@@ -74,8 +76,13 @@ class BuiltArtifact:
     settings: FunctionSettings = field(default_factory=FunctionSettings)
 
     @property
+    def identity(self) -> wire.PluginIdentity:
+        author, _, name = self.plugin_id.partition("/")
+        return wire.PluginIdentity(author, name, self.version, self.checksum)
+
+    @property
     def unique_identifier(self) -> str:
-        return f"{self.plugin_id}:{self.version}@{self.checksum}"
+        return self.identity.unique_identifier
 
     @property
     def size(self) -> int:

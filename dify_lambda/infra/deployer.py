@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dify_lambda import wire
 from dify_lambda.infra import access, inventory, versions
 from dify_lambda.infra.artifact import BuiltArtifact, Progress, no_progress
 from dify_lambda.infra.aws import AwsClients, error_code
@@ -33,22 +34,16 @@ from dify_lambda.infra.naming import function_name, role_name, validate_function
 from dify_lambda.infra.observe import observe
 from dify_lambda.infra.plan import Desired, FunctionConfig, Plan, RemoteState, plan
 from dify_lambda.infra.role import delete_role, role_state
-from dify_lambda.wire import TAG_AUTH, identity_tags
+from dify_lambda.wire import TAG_AUTH
 
 __all__ = ["Deployer", "desired_state", "plugin_tags"]
 
-SECRET_VARIABLES = ("DIFY_LAMBDA_SECRET", "DIFY_LAMBDA_SECRET_ARN", "DIFY_LAMBDA_SECRET_PARAMETER")
+SECRET_VARIABLES = wire.SECRET_ENVS
 
 
 def plugin_tags(artifact: BuiltArtifact, auth: str) -> dict[str, str]:
     """The tags that identify a plugin function (wire.TAG_*)."""
-    identity = identity_tags(
-        plugin_id=artifact.plugin_id,
-        unique_identifier=artifact.unique_identifier,
-        checksum=artifact.checksum,
-        providers=artifact.providers,
-    )
-    return {**identity, TAG_AUTH: auth}
+    return {**artifact.identity.tags(artifact.providers), TAG_AUTH: auth}
 
 
 def desired_environment(
@@ -60,15 +55,15 @@ def desired_environment(
     """The function's environment: the template's, the options', and the NONE-auth path secret."""
     env = dict(artifact.settings.environment)
     env.update(options.environment)
-    env["DIFY_LAMBDA_URL_AUTH"] = options.url_auth
+    env[wire.ENV_URL_AUTH] = options.url_auth
     if options.url_auth == "NONE":
         if not any(env.get(v) for v in SECRET_VARIABLES):
             # Keep the function's secret across redeploys (callers hold it); rotate on request.
-            kept = None if options.rotate_secret else current.get("DIFY_LAMBDA_SECRET")
-            env["DIFY_LAMBDA_SECRET"] = kept or new_secret()
-    elif "DIFY_LAMBDA_SECRET" not in options.environment:
+            kept = None if options.rotate_secret else current.get(wire.ENV_SECRET)
+            env[wire.ENV_SECRET] = kept or new_secret()
+    elif wire.ENV_SECRET not in options.environment:
         # A path secret left over from NONE auth would keep working as a credential: drop it.
-        env.pop("DIFY_LAMBDA_SECRET", None)
+        env.pop(wire.ENV_SECRET, None)
     return env
 
 
@@ -214,7 +209,7 @@ class Deployer:
             unique_identifier=artifact.unique_identifier,
             checksum=artifact.checksum,
             providers=artifact.providers,
-            secret=desired.config.environment.get("DIFY_LAMBDA_SECRET"),
+            secret=desired.config.environment.get(wire.ENV_SECRET),
             steps=tuple(the_plan.describe()),
             pruned=tuple(outcome.pruned),
         )

@@ -5,18 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from dify_lambda import wire
 from dify_lambda.infra.models import DeployedFunction
 from dify_lambda.infra.naming import FUNCTION_PREFIX
-from dify_lambda.wire import (
-    ALIAS_NAME,
-    TAG_AUTH,
-    TAG_CHECKSUM,
-    TAG_MANAGED,
-    TAG_PLUGIN_ID,
-    TAG_PROVIDERS,
-    TAG_UNIQUE_IDENTIFIER,
-    split_providers,
-)
+from dify_lambda.wire import ALIAS_NAME, TaggedFunction, read_identity_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -24,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["describe", "find_by_checksum", "list_deployed"]
 
 
-def _from_config(lam: LambdaClient, config: Mapping[str, Any], tags: Mapping[str, str]) -> DeployedFunction:
+def _from_config(lam: LambdaClient, config: Mapping[str, Any], tagged: TaggedFunction) -> DeployedFunction:
     name = config["FunctionName"]
     try:
         alias_version: str | None = lam.get_alias(FunctionName=name, Name=ALIAS_NAME)["FunctionVersion"]
@@ -35,18 +27,17 @@ def _from_config(lam: LambdaClient, config: Mapping[str, Any], tags: Mapping[str
     except lam.exceptions.ResourceNotFoundException:
         url = None
     variables = (config.get("Environment") or {}).get("Variables") or {}
-    providers = tags.get(TAG_PROVIDERS, "")
     return DeployedFunction(
         function_name=name,
         function_arn=config["FunctionArn"],
-        plugin_id=tags.get(TAG_PLUGIN_ID, ""),
-        unique_identifier=tags.get(TAG_UNIQUE_IDENTIFIER, ""),
-        checksum=tags.get(TAG_CHECKSUM, ""),
-        providers=tuple(split_providers(providers)),
-        url_auth=tags.get(TAG_AUTH, ""),
+        plugin_id=tagged.plugin_id,
+        unique_identifier=tagged.unique_identifier,
+        checksum=tagged.checksum,
+        providers=tagged.providers,
+        url_auth=tagged.auth,
         alias_version=alias_version,
         url=url,
-        secret=variables.get("DIFY_LAMBDA_SECRET"),
+        secret=variables.get(wire.ENV_SECRET),
     )
 
 
@@ -56,10 +47,8 @@ def describe(lam: LambdaClient, name: str) -> DeployedFunction | None:
         found = lam.get_function(FunctionName=name)
     except lam.exceptions.ResourceNotFoundException:
         return None
-    tags = found.get("Tags") or {}
-    if tags.get(TAG_MANAGED) != "true":
-        return None
-    return _from_config(lam, found["Configuration"], tags)
+    tagged = read_identity_tags(found.get("Tags") or {})
+    return None if tagged is None else _from_config(lam, found["Configuration"], tagged)
 
 
 def _functions(lam: LambdaClient) -> Iterator[Mapping[str, Any]]:
@@ -73,9 +62,9 @@ def list_deployed(lam: LambdaClient) -> list[DeployedFunction]:
     for config in _functions(lam):
         if not config["FunctionName"].startswith(FUNCTION_PREFIX):
             continue  # outside the IAM policy's dify-* scope, and not ours
-        tags = lam.list_tags(Resource=config["FunctionArn"]).get("Tags") or {}
-        if tags.get(TAG_MANAGED) == "true":
-            out.append(_from_config(lam, config, tags))
+        tagged = read_identity_tags(lam.list_tags(Resource=config["FunctionArn"]).get("Tags") or {})
+        if tagged is not None:
+            out.append(_from_config(lam, config, tagged))
     return sorted(out, key=lambda f: f.function_name)
 
 

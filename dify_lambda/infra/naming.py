@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 
 from dify_lambda.infra.errors import FunctionNameError
+from dify_lambda.wire import PluginIdentity
 
 __all__ = [
     "FUNCTION_PREFIX",
-    "PackageFilename",
     "function_name",
     "parse_package_filename",
     "role_name",
@@ -27,44 +26,18 @@ MAX_FUNCTION_NAME = 64
 MAX_ROLE_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
 _VALID_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Same shape the daemon accepts for a unique identifier (sdk-notes.md §5.3), split on "@".
-_FILENAME = re.compile(
-    r"^(?P<author>[a-z0-9_-]{1,64})@(?P<name>[a-z0-9_-]{1,255})@"
-    r"(?P<version>[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:-\w{1,16})?)@(?P<checksum>[a-f0-9]{32,64})\.difypkg$"
-)
 _SUFFIX_LEN = 8
 
 
-@dataclass(frozen=True, slots=True)
-class PackageFilename:
-    """The parts of ``<author>@<name>@<version>@<checksum>.difypkg`` (the daemon's file name)."""
-
-    author: str
-    name: str
-    version: str
-    checksum: str
-
-    @property
-    def plugin_id(self) -> str:
-        return f"{self.author}/{self.name}"
-
-    @property
-    def unique_identifier(self) -> str:
-        return f"{self.author}/{self.name}:{self.version}@{self.checksum}"
-
-    def __str__(self) -> str:
-        return f"{self.author}@{self.name}@{self.version}@{self.checksum}.difypkg"
-
-
-def parse_package_filename(filename: str) -> PackageFilename:
+def parse_package_filename(filename: str) -> PluginIdentity:
     """Parse the daemon's serverless file name; raise ``FunctionNameError`` naming what is wrong."""
-    match = _FILENAME.match(filename)
-    if match is None:
+    identity = PluginIdentity.from_filename(filename)
+    if identity is None:
         raise FunctionNameError(
             "filename must look like <author>@<name>@<version>@<checksum>.difypkg "
             "(lowercase author/name, dotted numeric version, hex checksum)"
         )
-    return PackageFilename(**match.groupdict())
+    return identity
 
 
 def _clean(part: str) -> str:

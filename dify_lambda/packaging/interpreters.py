@@ -13,6 +13,8 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from dify_lambda import wire
+
 __all__ = ["find_interpreter"]
 
 
@@ -33,7 +35,7 @@ def _runs_as(candidate: str, version: str) -> bool:
 @cache
 def find_interpreter(version: str) -> Path | None:
     """Return an interpreter path whose ``sys.version_info[:2]`` is ``version``, or None."""
-    env = os.environ.get("DIFY_LAMBDA_PYTHON" + version.replace(".", ""))
+    env = os.environ.get(wire.ENV_PYTHON + version.replace(".", ""))
     candidates: list[str] = [env] if env else []
     on_path = shutil.which(f"python{version}")
     if on_path:

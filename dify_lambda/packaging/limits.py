@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dify_lambda import wire
+
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_UNCOMPRESSED_BYTES",
@@ -19,7 +21,7 @@ __all__ = [
     "format_size",
 ]
 
-MIB = 1024 * 1024
+MIB = wire.MIB
 #: The official packager's and the daemon's default cap (``MAX_PLUGIN_PACKAGE_SIZE``), uncompressed.
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 50 * MIB
 

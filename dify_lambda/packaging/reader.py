@@ -13,19 +13,14 @@ from pathlib import Path
 
 from dify_lambda.packaging.contents import validate_contents
 from dify_lambda.packaging.errors import ManifestError, PackageError, PackageTooLargeError, UnsafePackageError
-from dify_lambda.packaging.identity import (
-    UNIQUE_IDENTIFIER_RE,
-    compute_checksum,
-    plugin_id,
-    serverless_filename,
-    unique_identifier,
-)
+from dify_lambda.packaging.identity import compute_checksum
 from dify_lambda.packaging.limits import DEFAULT_LIMITS, ReadLimits
 from dify_lambda.packaging.manifest import Manifest
 from dify_lambda.packaging.providers import ModelProviderSpec
 from dify_lambda.packaging.signature import SignatureInfo, parse_comment
 from dify_lambda.packaging.source import collect_directory
 from dify_lambda.packaging.zipread import read_zip
+from dify_lambda.wire import UNIQUE_IDENTIFIER_RE, PluginIdentity
 
 __all__ = ["ModelProviderSpec", "PluginPackage", "ReadLimits"]
 
@@ -46,6 +41,7 @@ class PluginPackage:
     #: Plugin kinds present but not served (``tools``, ``endpoints``, ...) -> their YAML paths.
     other_kinds: dict[str, list[str]]
     checksum: str
+    identity: PluginIdentity
     unique_identifier: str
     plugin_id: str
     serverless_filename: str
@@ -83,9 +79,10 @@ class PluginPackage:
         self.signature = parse_comment(comment)
         m = self.manifest
         self.checksum = compute_checksum(files.items())
-        self.plugin_id = plugin_id(m.author, m.name)
-        self.unique_identifier = unique_identifier(m.author, m.name, m.version, self.checksum)
-        self.serverless_filename = serverless_filename(m.author, m.name, m.version, self.checksum)
+        self.identity = PluginIdentity(m.author, m.name, m.version, self.checksum)
+        self.plugin_id = self.identity.plugin_id
+        self.unique_identifier = self.identity.unique_identifier
+        self.serverless_filename = self.identity.serverless_filename
         if not UNIQUE_IDENTIFIER_RE.match(self.unique_identifier):
             raise ManifestError("manifest.yaml: author/name/version give an invalid unique identifier")
 

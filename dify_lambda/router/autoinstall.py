@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from dify_lambda.wire import ENV_ROUTES
+
 __all__ = ["enable"]
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def enable() -> bool:
     """Register the hook (idempotent); False when ``DIFY_LAMBDA_ROUTES`` is unset."""
-    if not os.environ.get("DIFY_LAMBDA_ROUTES"):
+    if not os.environ.get(ENV_ROUTES):
         return False
     if any(isinstance(f, _Finder) for f in sys.meta_path):
         return True

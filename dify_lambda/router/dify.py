@@ -404,23 +404,23 @@ def install_from_env(
       raises and the host keeps the daemon.
     """
     env = os.environ if environ is None else environ
-    path = env.get("DIFY_LAMBDA_ROUTES", "").strip()
+    path = env.get(wire.ENV_ROUTES, "").strip()
     if not path:
         return None
     from dify_lambda.router.client import Router
     from dify_lambda.router.sources import RouteCache, route_loader
 
     try:
-        refresh = float(env.get("DIFY_LAMBDA_ROUTES_REFRESH", "60"))
+        refresh = float(env.get(wire.ENV_ROUTES_REFRESH, "60"))
     except ValueError:
         raise RouterError("DIFY_LAMBDA_ROUTES_REFRESH must be a number of seconds") from None
     try:
-        timeout = float(env.get("DIFY_LAMBDA_ROUTES_TIMEOUT", str(DEFAULT_ROUTES_TIMEOUT_S)))
+        timeout = float(env.get(wire.ENV_ROUTES_TIMEOUT, str(DEFAULT_ROUTES_TIMEOUT_S)))
     except ValueError:
         timeout = -1.0
     if not 0 < timeout < float("inf"):
         raise RouterError("DIFY_LAMBDA_ROUTES_TIMEOUT must be a positive number of seconds")
-    plugins = [p.strip() for p in env.get("DIFY_LAMBDA_ROUTER_PLUGINS", "").split(",") if p.strip()]
+    plugins = [p.strip() for p in env.get(wire.ENV_ROUTER_PLUGINS, "").split(",") if p.strip()]
     with _ENV_LOCK:
         cache = RouteCache(route_loader(path, ssm_client=ssm_client), refresh_seconds=refresh)
         _first_load(cache, timeout)  # fail at startup, not on the first call, when the table is bad

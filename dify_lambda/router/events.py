@@ -1,6 +1,6 @@
 """Typed events of a plugin response, and the decoder turning body bytes into them.
 
-The body is JSON event lines separated by ``"\\n\\n"`` (wire-protocol.md §3); like the daemon,
+The body is JSON event lines separated by ``"\\n\\n"`` (docs/wire-protocol.md §3); like the daemon,
 the decoder splits on newlines and skips empty lines, so ``"\\n"`` framing works too.
 """
 
@@ -92,9 +92,7 @@ def decode_line(line: bytes) -> Decoded:
     if kind == "session" and type(data) is dict and data.get("type") == "stream":
         return StreamEvent(data.get("data"))
     if obj.get("errorType"):
-        return LambdaErrorLine(
-            str(obj["errorType"]), str(obj.get("errorMessage") or ""), str(obj.get("requestId") or "")
-        )
+        return LambdaErrorLine(*wire.read_lambda_error(obj))
     if kind == "session":
         if not isinstance(data, dict) or "type" not in data:
             raise MalformedLine("session event without a session message {type, data}")

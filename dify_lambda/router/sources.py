@@ -39,7 +39,7 @@ _AUTH_ALIASES = {"aws_iam": "iam", "iam": "iam", "none": "none", "secret": "secr
 #: Prefix of a route location naming an SSM parameter instead of a file.
 SSM_PREFIX = "ssm:"
 #: Largest route document read (a file or a parameter value); real tables are a few kilobytes.
-MAX_ROUTE_TABLE_BYTES = 1024 * 1024
+MAX_ROUTE_TABLE_BYTES = wire.MIB
 
 
 def _read_regular_file(file: Path, limit: int) -> bytes:
@@ -279,25 +279,26 @@ def routes_from_tags(lambda_client: Any, *, secret_env: str | None = None) -> Ro
             tags = lambda_client.list_tags(Resource=arn).get("Tags", {})
         except Exception as exc:
             raise RouteSourceError(f"function {name!r}: list_tags failed: {type(exc).__name__}") from None
-        if str(tags.get(wire.TAG_MANAGED, "")).lower() != "true":
+        tagged = wire.read_identity_tags(tags)
+        if tagged is None:
             continue
-        where = f"function {name!r}: tag '{wire.TAG_PLUGIN_ID}'"
-        plugin_id = tags.get(wire.TAG_PLUGIN_ID)
-        if not plugin_id:
-            raise InvalidRouteTableError(f"{where} is missing")
+        if not tagged.plugin_id:
+            raise InvalidRouteTableError(f"function {name!r}: tag '{wire.TAG_PLUGIN_ID}' is missing")
         config = _url_config(lambda_client, name)
         if config is None:
             logger.warning("dify-lambda function %s has no function URL; skipped", name)
             continue
         url_auth = "none" if config.get("AuthType") == "NONE" else "iam"
-        auth = _normalise_auth(
-            tags.get(wire.TAG_AUTH), url_auth, where=f"function {name!r}: tag '{wire.TAG_AUTH}'"
-        )
+        auth = _normalise_auth(tagged.auth, url_auth, where=f"function {name!r}: tag '{wire.TAG_AUTH}'")
         if url_auth == "none" and auth == "none" and secret_env:
             auth = "secret"
         region = arn.split(":")[3] if arn.count(":") >= 4 else None
-        providers = wire.split_providers(tags.get(wire.TAG_PROVIDERS, ""))
-        _add(table, plugin_id, providers, _deployment(config["FunctionUrl"], auth, secret_env, region))
+        _add(
+            table,
+            tagged.plugin_id,
+            tagged.providers,
+            _deployment(config["FunctionUrl"], auth, secret_env, region),
+        )
     return parse_route_table({"routes": table}, source="lambda tags")
 
 

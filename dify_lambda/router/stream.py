@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from dify_lambda import wire
 from dify_lambda.router.call import CallInfo
 from dify_lambda.router.errors import (
     FirstEventTimeoutError,
@@ -203,7 +204,6 @@ def error_detail(response: httpx.Response) -> dict[str, str]:
     except ValueError:
         return detail
     if isinstance(obj, dict):
-        detail["error_type"] = str(obj.get("errorType") or obj.get("__type") or "")
-        detail["message"] = str(obj.get("errorMessage") or obj.get("Message") or obj.get("message") or "")
-        detail["request_id"] = detail["request_id"] or str(obj.get("requestId") or "")
+        detail["error_type"], detail["message"], request_id = wire.read_lambda_error(obj)
+        detail["request_id"] = detail["request_id"] or request_id
     return detail

@@ -20,6 +20,9 @@ import yaml
 from moto.server import ThreadedMotoServer
 from support.daemon_client import DaemonClient
 
+# One xdist worker runs the module (--dist loadgroup): a moto server, once per run.
+pytestmark = pytest.mark.xdist_group("test_cli_infra")
+
 CLI = Path(sys.executable).parent / "dify-lambda"
 REGION = "us-east-1"
 TRUST = {
@@ -51,7 +54,9 @@ def env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # The server runs in this process; IAM loads AWS managed policies (the execution role's) when
     # its backend is created after the reset, and only this variable turns that on for a server.
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
+    # The reset reloads the managed policies (seconds of CPU): httpx's 5 s default fails it on a busy
+    # machine running the suite on several workers.
+    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=120).raise_for_status()
     httpx.post(f"{moto_endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
     values = {
         "PATH": os.environ.get("PATH", ""),

@@ -13,6 +13,9 @@ import pytest
 from support.catalog import GOOD_CREDENTIALS, PLUGIN_IDS
 from support.sdk_server import PLUGINS_DIR, SdkServer, start_sdk_server
 
+# One xdist worker runs the module (--dist loadgroup): SDK servers, once per run.
+pytestmark = pytest.mark.xdist_group("test_cli_invoke")
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / ".venv" / "bin" / "dify-lambda"
 if not CLI.exists():

@@ -21,6 +21,9 @@ from support import catalog
 
 from dify_lambda.wire import encode_envelope
 
+# One xdist worker runs the module (--dist loadgroup): a built artifact, once per run.
+pytestmark = pytest.mark.xdist_group("test_cli_serve")
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / ".venv" / "bin" / "dify-lambda"
 if not CLI.exists():  # a venv elsewhere: the interpreter running the tests has the entry point

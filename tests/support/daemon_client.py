@@ -1,4 +1,4 @@
-"""A client that talks to a serverless connector the way the Dify plugin daemon does (sri.md).
+"""A client that talks to a serverless connector the way the Dify plugin daemon does (docs/connector.md §6).
 
 Written from the daemon's documented behaviour, not its code:
 

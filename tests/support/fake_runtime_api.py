@@ -1,4 +1,6 @@
-"""A strict fake Lambda Runtime API on a real loopback HTTP server (wire-protocol.md §7).
+"""A strict fake Lambda Runtime API on a real loopback HTTP server (docs/wire-protocol.md §6).
+
+Its strict rules are those of AWS's own runtime client (docs/wire-protocol.md §6.5).
 
 Serves queued events from ``GET /2018-06-01/runtime/invocation/next`` with the ``Lambda-Runtime-*``
 headers and checks every streamed ``POST .../response`` byte by byte: the response-mode header,
@@ -11,11 +13,8 @@ answered with HTTP 400, so a test can assert ``api.violations == []``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import queue
-import re
 import socket
 import threading
 import time
@@ -24,13 +23,24 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-PREFIX = "/2018-06-01/runtime"
-CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
-DELIMITER = b"\0" * 8
-ERROR_TYPE = "lambda-runtime-function-error-type"
-ERROR_BODY = "lambda-runtime-function-error-body"
-_CHUNK_SIZE = re.compile(rb"^([0-9a-f]+)\r\n$")
-_MAX_LINE = 65536
+from dify_lambda.handlers.chunked import ChunkedReader, ChunkError
+from dify_lambda.handlers.runtime_api import (
+    DELIMITER,
+    ERROR_BODY_HEADER,
+    ERROR_TYPE_HEADER,
+    HTTP_INTEGRATION_CONTENT_TYPE,
+    INIT_ERROR_PATH,
+    NEXT_PATH,
+    RESPONSE_MODE_HEADER,
+    RESTORE_ERROR_PATH,
+    RESTORE_NEXT_PATH,
+    decode_error_trailer,
+    next_headers,
+    parse_invocation_path,
+)
+
+ERROR_TYPE = ERROR_TYPE_HEADER.lower()
+ERROR_BODY = ERROR_BODY_HEADER.lower()
 
 
 class Violation(Exception):
@@ -174,7 +184,7 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
             self._reply(400, {"errorType": "InvalidRequest", "errorMessage": message})
 
         def do_GET(self) -> None:
-            if self.path == PREFIX + "/invocation/next":
+            if self.path == NEXT_PATH:
                 api.record("next")
                 inv = api.next_invocation()
                 if inv is None:
@@ -183,16 +193,16 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
                     return
                 body = json.dumps(inv.event).encode()
                 self.send_response(200)
-                self.send_header("Lambda-Runtime-Aws-Request-Id", inv.request_id)
-                self.send_header("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms))
-                self.send_header("Lambda-Runtime-Invoked-Function-Arn", inv.arn)
-                self.send_header("Lambda-Runtime-Trace-Id", inv.trace_id)
+                for name, value in next_headers(
+                    inv.request_id, inv.deadline_ms, inv.arn, inv.trace_id
+                ).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
                 self.wfile.flush()
-            elif self.path == PREFIX + "/restore/next":
+            elif self.path == RESTORE_NEXT_PATH:
                 api.record("restore/next")
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -202,10 +212,10 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = self.path
-            match = re.fullmatch(re.escape(PREFIX) + r"/invocation/([^/]+)/(response|error)", path)
+            invocation = parse_invocation_path(path)
             try:
-                if match:
-                    rid, kind = match.group(1), match.group(2)
+                if invocation is not None and invocation[1] in ("response", "error"):
+                    rid, kind = invocation
                     api.record(f"{kind} {rid}")
                     inv = api.by_id.get(rid)
                     if inv is None:
@@ -215,8 +225,8 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
                     else:
                         self._error(inv)
                     return
-                if path in (PREFIX + "/init/error", PREFIX + "/restore/error"):
-                    kind = "init/error" if "init" in path else "restore/error"
+                if path in (INIT_ERROR_PATH, RESTORE_ERROR_PATH):
+                    kind = "init/error" if path == INIT_ERROR_PATH else "restore/error"
                     api.record(kind)
                     error_type, doc = self._plain_error()
                     target = api.init_errors if kind == "init/error" else api.restore_errors
@@ -230,9 +240,9 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 self._reject(str(exc))
 
         def _plain_error(self) -> tuple[str, dict[str, Any]]:
-            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+            error_type = self.headers.get(ERROR_TYPE_HEADER)
             if not error_type:
-                raise Violation(f"{self.path}: missing Lambda-Runtime-Function-Error-Type")
+                raise Violation(f"{self.path}: missing {ERROR_TYPE_HEADER}")
             length = self.headers.get("Content-Length")
             if length is None or not length.isdigit():
                 raise Violation(f"{self.path}: error post without a Content-Length")
@@ -268,10 +278,11 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
             if inv.state != "running":
                 raise Violation(f"second or unexpected response for {inv.request_id} (state {inv.state})")
             h = self.headers
-            if h.get("Lambda-Runtime-Function-Response-Mode") != "streaming":
-                raise Violation("missing Lambda-Runtime-Function-Response-Mode: streaming")
-            if h.get("Content-Type") != CONTENT_TYPE:
-                raise Violation(f"Content-Type is {h.get('Content-Type')!r}, expected {CONTENT_TYPE}")
+            if h.get(RESPONSE_MODE_HEADER) != "streaming":
+                raise Violation(f"missing {RESPONSE_MODE_HEADER}: streaming")
+            if h.get("Content-Type") != HTTP_INTEGRATION_CONTENT_TYPE:
+                expected = HTTP_INTEGRATION_CONTENT_TYPE
+                raise Violation(f"Content-Type is {h.get('Content-Type')!r}, expected {expected}")
             if (h.get("Transfer-Encoding") or "").lower() != "chunked" or "Content-Length" in h:
                 raise Violation("the response is not chunked (or also has a Content-Length)")
             declared = {
@@ -282,53 +293,36 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
             with api.changed:
                 inv.state = "responding"
             index = 0
-            while True:
-                size_line = self.rfile.readline(_MAX_LINE)
-                if not size_line:
-                    raise Violation("unterminated chunked body (connection closed before the 0 chunk)")
-                m = _CHUNK_SIZE.match(size_line)
-                if not m:
-                    raise Violation(f"malformed chunk size line {size_line[:40]!r}")
-                size = int(m.group(1), 16)
-                if size == 0:
-                    break
-                data = self.rfile.read(size)
-                if len(data) != size or self.rfile.read(2) != b"\r\n":
-                    raise Violation("chunk data shorter than its size or not followed by CRLF")
-                now = time.monotonic()
-                if index == 0:
-                    if b"\0" in data:
-                        raise Violation("the prelude chunk contains NUL bytes (missing prelude?)")
-                    try:
-                        prelude = json.loads(data)
-                    except ValueError:
-                        raise Violation("the first chunk is not a JSON prelude") from None
-                    if not isinstance(prelude, dict) or not isinstance(prelude.get("statusCode"), int):
-                        raise Violation("the prelude has no integer statusCode")
-                    with api.changed:
-                        inv.prelude = prelude
-                        api.changed.notify_all()
-                elif index == 1:
-                    if data != DELIMITER:
-                        raise Violation("the second chunk is not the 8-NUL delimiter")
-                else:
-                    with api.changed:
-                        inv.chunks.append((now, data))
-                        api.changed.notify_all()
-                index += 1
-            trailers: dict[str, str] = {}
-            while True:
-                line = self.rfile.readline(_MAX_LINE)
-                if not line:
-                    raise Violation("connection closed inside the trailer section")
-                if line == b"\r\n":
-                    break
-                name, sep, value = line.decode("latin-1").rstrip("\r\n").partition(":")
-                if not sep:
-                    raise Violation(f"malformed trailer line {line[:60]!r}")
-                if name.strip().lower() not in declared:
-                    raise Violation(f"trailer {name.strip()!r} was not announced in Trailer")
-                trailers[name.strip().lower()] = value.strip()
+            reader = ChunkedReader(self.rfile, strict=True)
+            try:
+                for data in reader:
+                    now = time.monotonic()
+                    if index == 0:
+                        if b"\0" in data:
+                            raise Violation("the prelude chunk contains NUL bytes (missing prelude?)")
+                        try:
+                            prelude = json.loads(data)
+                        except ValueError:
+                            raise Violation("the first chunk is not a JSON prelude") from None
+                        if not isinstance(prelude, dict) or not isinstance(prelude.get("statusCode"), int):
+                            raise Violation("the prelude has no integer statusCode")
+                        with api.changed:
+                            inv.prelude = prelude
+                            api.changed.notify_all()
+                    elif index == 1:
+                        if data != DELIMITER:
+                            raise Violation("the second chunk is not the 8-NUL delimiter")
+                    else:
+                        with api.changed:
+                            inv.chunks.append((now, data))
+                            api.changed.notify_all()
+                    index += 1
+            except ChunkError as exc:
+                raise Violation(str(exc)) from None
+            trailers = reader.trailers
+            undeclared = set(trailers) - declared
+            if undeclared:
+                raise Violation(f"trailers {sorted(undeclared)} were not announced in Trailer")
             if index < 2:
                 raise Violation(f"response ended after {index} chunks: missing prelude or delimiter")
             stream_error = None
@@ -336,14 +330,10 @@ def _make_handler(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 if set(trailers) != {ERROR_TYPE, ERROR_BODY} or not trailers[ERROR_TYPE]:
                     raise Violation(f"incomplete error trailers {sorted(trailers)}")
                 try:
-                    stream_error = json.loads(base64.b64decode(trailers[ERROR_BODY], validate=True))
-                except (binascii.Error, ValueError):
-                    raise Violation("Lambda-Runtime-Function-Error-Body is not base64 of JSON") from None
-                if not isinstance(stream_error, dict) or set(stream_error) != {
-                    "errorType",
-                    "errorMessage",
-                    "trace",
-                }:
+                    stream_error = decode_error_trailer(trailers[ERROR_BODY])
+                except ValueError as exc:
+                    raise Violation(str(exc)) from None
+                if set(stream_error) != {"errorType", "errorMessage", "trace"}:
                     raise Violation("error body must hold exactly errorType, errorMessage, trace")
             with api.changed:
                 inv.trailers = trailers

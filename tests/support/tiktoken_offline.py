@@ -17,6 +17,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from dify_lambda.packaging.build.tiktoken_data import ENCODINGS
 
 WHISPER_ASSET = "whisper/assets/gpt2.tiktoken"
@@ -113,14 +115,16 @@ def gpt2_cache(directory: Path) -> Path:
     """``directory/cache``: tiktoken's gpt2 files under their cache names, verified; made once."""
     cache = directory / "cache"
     wanted = {item.cache_name: item for item in ENCODINGS["gpt2"]}
-    if all((cache / name).is_file() for name in wanted):
-        return cache
     directory.mkdir(parents=True, exist_ok=True)
-    rebuilt = gpt2_files(_whisper_asset(directory))
-    cache.mkdir(exist_ok=True)
-    for name, item in wanted.items():
-        data = rebuilt[item.base_name]
-        if hashlib.sha256(data).hexdigest() != item.sha256:
-            raise AssertionError(f"rebuilt {item.base_name} does not have tiktoken's SHA-256")
-        (cache / name).write_bytes(data)
+    # Parallel test workers share the directory: one makes the files, the others wait and reuse them.
+    with FileLock(directory / ".lock"):
+        if all((cache / name).is_file() for name in wanted):
+            return cache
+        rebuilt = gpt2_files(_whisper_asset(directory))
+        cache.mkdir(exist_ok=True)
+        for name, item in wanted.items():
+            data = rebuilt[item.base_name]
+            if hashlib.sha256(data).hexdigest() != item.sha256:
+                raise AssertionError(f"rebuilt {item.base_name} does not have tiktoken's SHA-256")
+            (cache / name).write_bytes(data)
     return cache

@@ -1,4 +1,4 @@
-"""The serverless connector's wire formats, as the Dify plugin daemon reads them (sri.md §3).
+"""The serverless connector's wire formats, as the Dify plugin daemon reads them (docs/connector.md §6).
 
 Launch progress is a stream of ``data: {"Stage","State","Obj","Message"}`` lines, each followed by
 a blank line; the run-success ``Message`` is ``endpoint=<url>,name=<function>,id=<id>`` parsed as

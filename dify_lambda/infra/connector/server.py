@@ -31,10 +31,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dify_lambda.errors import DifyLambdaError
+from dify_lambda.handlers.chunked import LAST_CHUNK, encode_chunk
 from dify_lambda.infra.connector import protocol
 from dify_lambda.infra.connector.multipart import parse_form
 from dify_lambda.infra.connector.service import LaunchService
 from dify_lambda.infra.errors import ConnectorError
+from dify_lambda.wire import MIB
 
 __all__ = ["ConnectorServer", "make_server", "serve_until_signalled"]
 
@@ -328,7 +330,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
             return self._refuse(
                 413,
                 f"launch body is over the connector's limit of {cap} bytes "
-                f"(--max-package-mb {self.server.max_package_bytes // (1024 * 1024)})",
+                f"(--max-package-mb {self.server.max_package_bytes // MIB})",
             )
         try:
             body = self.rfile.read(length)
@@ -362,7 +364,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
             outcome = self.server.service.launch(parsed, context.data, verified, self._write_chunk)
             self._log_launch(str(parsed), outcome)
             outcome = ""
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(LAST_CHUNK)
             self.wfile.flush()
         except OSError:
             self.close_connection = True
@@ -371,7 +373,7 @@ class ConnectorHandler(BaseHTTPRequestHandler):
         return str(parsed), ""
 
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.write(encode_chunk(data))
         self.wfile.flush()
 
 

@@ -30,7 +30,8 @@ from dify_lambda.infra.connector import protocol
 from dify_lambda.infra.connector.protocol import Stage
 from dify_lambda.infra.errors import ConnectorError, LaunchRefusedError
 from dify_lambda.infra.models import DeployedFunction, DeployOptions, DeployResult
-from dify_lambda.infra.naming import PackageFilename, function_name, parse_package_filename
+from dify_lambda.infra.naming import function_name, parse_package_filename
+from dify_lambda.wire import PluginIdentity
 
 __all__ = ["ConnectorSettings", "DeployerLike", "LaunchService", "PackageReader"]
 
@@ -109,10 +110,10 @@ class LaunchService:
     # --- lookup --------------------------------------------------------------------------------
 
     @staticmethod
-    def function_name_for(parsed: PackageFilename) -> str:
+    def function_name_for(parsed: PluginIdentity) -> str:
         return function_name(parsed.plugin_id, parsed.version, parsed.checksum, with_checksum=True)
 
-    def find(self, parsed: PackageFilename) -> DeployedFunction | None:
+    def find(self, parsed: PluginIdentity) -> DeployedFunction | None:
         """The ready function for this package (checksum tag matches, URL exists), else None."""
         found = self.deployer.describe(self.function_name_for(parsed))
         if (
@@ -140,7 +141,7 @@ class LaunchService:
 
     # --- launch --------------------------------------------------------------------------------
 
-    def check_request(self, filename: str, verified: str | None) -> PackageFilename:
+    def check_request(self, filename: str, verified: str | None) -> PluginIdentity:
         """Validate what can be checked before the stream starts (raises LaunchRefusedError)."""
         try:
             parsed = parse_package_filename(filename)
@@ -153,7 +154,7 @@ class LaunchService:
         return parsed
 
     def launch(
-        self, parsed: PackageFilename, data: bytes, verified: bool, emit: Callable[[bytes], None]
+        self, parsed: PluginIdentity, data: bytes, verified: bool, emit: Callable[[bytes], None]
     ) -> str:
         """Run one launch, calling ``emit`` with each encoded line, the last one ``end`` or ``failed``.
 
@@ -235,7 +236,7 @@ class LaunchService:
 
     def _pipeline(
         self,
-        parsed: PackageFilename,
+        parsed: PluginIdentity,
         data: bytes,
         verified: bool,
         lines: queue.Queue[bytes | None],
@@ -275,7 +276,7 @@ class LaunchService:
 
     def _run(
         self,
-        parsed: PackageFilename,
+        parsed: PluginIdentity,
         data: bytes,
         verified: bool,
         say: Callable[[Stage, str], None],

@@ -39,6 +39,7 @@ from dify_lambda.packaging.build.app import (
 from dify_lambda.packaging.build.artifact import (
     ArtifactEntry,
     check_unzipped_size,
+    drop_bytecode_to_fit,
     largest_contributors,
     write_zip,
 )
@@ -149,6 +150,16 @@ def _notes(
     return notes
 
 
+def _fit_note(uncompiled: list[str]) -> list[str]:
+    if not uncompiled:
+        return []
+    return [
+        "to fit Lambda's unzipped size limit, the .pyc files of "
+        + ", ".join(uncompiled)
+        + " were left out: those packages are compiled in memory at every cold start (slower init)"
+    ]
+
+
 def _tiktoken_entries(files: TiktokenFiles | None) -> list[ArtifactEntry]:
     if files is None:
         return []
@@ -225,6 +236,7 @@ def build(
             staged = stage_files(pkg, dict(runtime.files), scratch / "stage", target, options)
             entries = collect_entries(scratch / "stage", deps.root) + _tiktoken_entries(tiktoken_files)
         with timer.step("CheckSize"):
+            entries, uncompiled = drop_bytecode_to_fit(entries, options.max_unzipped_bytes)
             unzipped = check_unzipped_size(entries, options.max_unzipped_bytes)
         with timer.step("WriteArtifact"):
             built_zip = scratch / ARTIFACT_FILE
@@ -299,7 +311,12 @@ def build(
         pruned_paths=int(deps.meta.get("pruned_paths", 0)),
         pruned_bytes=int(deps.meta.get("pruned_bytes", 0)),
         code_uri=ARTIFACT_FILE,
-        notes=(*deps.meta.get("notes", []), *_notes(zipped, tiktoken, smoke, unknown_imports)),
+        notes=(
+            *deps.meta.get("notes", []),
+            *_notes(zipped, tiktoken, smoke, unknown_imports),
+            *_fit_note(uncompiled),
+            *([target.python_note] if target.python_note else []),
+        ),
         memory_reason=target.memory_reason,
         sdk_version=sdk_version,
         tiktoken=tiktoken,

@@ -79,6 +79,42 @@ def largest_contributors(entries: Iterable[ArtifactEntry], count: int = 10) -> l
     return sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
 
 
+def drop_bytecode_to_fit(entries: list[ArtifactEntry], limit: int) -> tuple[list[ArtifactEntry], list[str]]:
+    """Leave out dependencies' ``.pyc`` files, biggest package first, until the total fits ``limit``.
+
+    Bytecode is only a cold-start speed-up (sources stay, and Python compiles them in memory on
+    Lambda's read-only task root), so an artifact that fits without some of it beats a refusal. Returns
+    the entries kept and the top-level names whose bytecode was left out; nothing is dropped when the
+    artifact fits already or when even all of it would not make it fit (the size error names the
+    contributors then).
+    """
+    total = sum(e.size for e in entries)
+    if total <= limit:
+        return entries, []
+    bytecode: dict[str, int] = {}
+    for entry in entries:
+        if entry.part == "dependencies" and entry.arcname.endswith(".pyc"):
+            top = entry.arcname.split("/", 1)[0]
+            bytecode[top] = bytecode.get(top, 0) + entry.size
+    if total - sum(bytecode.values()) > limit:
+        return entries, []
+    dropped: list[str] = []
+    for top, size in sorted(bytecode.items(), key=lambda kv: (-kv[1], kv[0])):
+        if total <= limit:
+            break
+        dropped.append(top)
+        total -= size
+    gone = set(dropped)
+    kept = [
+        e
+        for e in entries
+        if not (
+            e.part == "dependencies" and e.arcname.endswith(".pyc") and e.arcname.split("/", 1)[0] in gone
+        )
+    ]
+    return kept, dropped
+
+
 def check_unzipped_size(entries: list[ArtifactEntry], limit: int) -> int:
     """Total unzipped size; raises :class:`ArtifactTooLargeError` above ``limit``."""
     total = sum(e.size for e in entries)

@@ -12,8 +12,12 @@ Layout under the cache directory::
     deps/<key>/site-packages/   resolved, pruned and compiled dependencies (read-only use)
     deps/<key>/meta.json        what produced it: requirements, target, compile status, notes
 
+    locks/<key>.lock            held while one build looks up or produces <key>
+
 A tree is built in a temporary sibling directory and renamed into place when complete, so an
-interrupted build never leaves a half tree behind that a later build would trust.
+interrupted build never leaves a half tree behind that a later build would trust. Builds that share
+the directory (the connector's concurrent launches, parallel CLI runs, parallel test workers) take a
+file lock per key, so a tree is produced once and never replaced under a build that is reading it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 __all__ = ["CachedTree", "DependencyCache"]
 
@@ -58,6 +64,14 @@ class DependencyCache:
         except (OSError, ValueError):
             return None
         return CachedTree(tree, meta, hit=True)
+
+    def obtain(self, key: str, produce: Callable[[Path], dict[str, Any]]) -> CachedTree:
+        """The tree under ``key``, produced by ``produce`` only if no build has published it yet."""
+        locks = self.cache_dir / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(locks / f"{key}.lock"):
+            found = self.lookup(key)
+            return found if found is not None else self.populate(key, produce)
 
     def populate(self, key: str, produce: Callable[[Path], dict[str, Any]]) -> CachedTree:
         """Run ``produce(tree_dir)`` in a scratch directory, then publish it under ``key``."""

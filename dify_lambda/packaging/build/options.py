@@ -4,7 +4,8 @@ Everything here is pure: no files, no processes. The rules:
 
 - architecture: ``--arch`` if given (it must be one the manifest's ``meta.arch`` declares), else
   ``x86_64`` when the manifest lists ``amd64``, else ``arm64``;
-- Python: ``--python`` if given, else ``meta.runner.version``; only 3.12 and 3.13 are served;
+- Python: ``--python`` if given, else ``meta.runner.version`` when it is a served one (3.12, 3.13), else
+  the oldest served one with a note;
 - memory: ``--memory`` if given (it must be inside Lambda's 128..10240 MB), else ``resource.memory``
   (bytes) rounded up to whole MiB, raised to :data:`MEMORY_FLOOR_MB` and lowered to Lambda's maximum.
   Nothing is clamped silently: :attr:`Target.memory_reason` says which rule chose the value, and the
@@ -19,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dify_lambda import wire
 from dify_lambda.errors import UnsupportedTargetError
 from dify_lambda.packaging.layout import default_cache_dir
 
@@ -50,8 +52,8 @@ MAX_MEMORY_MB = 10240
 #: The default never goes below this (measured: docs/limits.md "Memory"); ``--memory`` may.
 MEMORY_FLOOR_MB = 512
 MAX_TIMEOUT_S = 900
-MIB = 1024 * 1024
-DEFAULT_MAX_UNZIPPED_BYTES = 250 * MIB
+MIB = wire.MIB
+DEFAULT_MAX_UNZIPPED_BYTES = wire.MAX_UNZIPPED_BYTES
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Target:
     url_auth: str
     #: Why ``memory_mb`` has its value (printed by the build, kept in the report).
     memory_reason: str = ""
+    #: Set when the manifest's runner version was not a served Python (a note in the report).
+    python_note: str = ""
 
     @property
     def runtime(self) -> str:
@@ -164,21 +168,25 @@ def _resolve_arch(requested: str | None, declared: Sequence[str]) -> str:
     raise UnsupportedTargetError(f"manifest meta.arch ({', '.join(declared)}) names no Lambda architecture")
 
 
-def _resolve_python(requested: str | None, runner_version: str | None) -> str:
+def _resolve_python(requested: str | None, runner_version: str | None) -> tuple[str, str]:
+    """The target Python, and a note when the manifest's runner version was not used as written."""
     if requested is not None:
         if requested not in PYTHON_VERSIONS:
             raise UnsupportedTargetError(
                 f"--python {requested!r} is not supported: Lambda runtimes served are "
                 f"{', '.join(PYTHON_VERSIONS)}"
             )
-        return requested
+        return requested, ""
     version = (runner_version or "").strip()
-    if version not in PYTHON_VERSIONS:
-        raise UnsupportedTargetError(
-            f"manifest meta.runner.version {version!r} is not a served Lambda Python "
-            f"({', '.join(PYTHON_VERSIONS)}): pass --python 3.12 or --python 3.13"
-        )
-    return version
+    if version in PYTHON_VERSIONS:
+        return version, ""
+    # The daemon installs every Python plugin on its own Python whatever meta.runner.version says
+    # (docs/limits.md, "What a package may declare"); so does the builder, on the oldest served one.
+    oldest = PYTHON_VERSIONS[0]
+    return oldest, (
+        f"manifest meta.runner.version is not a served Lambda Python ({', '.join(PYTHON_VERSIONS)}): "
+        f"built for python{oldest}, as the daemon runs it on its own Python; --python chooses another"
+    )
 
 
 def resolve_target(
@@ -190,7 +198,7 @@ def resolve_target(
 ) -> Target:
     """Resolve options against the manifest values; raise :class:`UnsupportedTargetError` if impossible."""
     arch = _resolve_arch(options.arch, declared_arch)
-    python = _resolve_python(options.python, runner_version)
+    python, python_note = _resolve_python(options.python, runner_version)
     memory, memory_reason = choose_memory(options.memory_mb, resource_memory)
     if not 1 <= options.timeout <= MAX_TIMEOUT_S:
         raise UnsupportedTargetError(f"--timeout {options.timeout} is outside Lambda's 1..{MAX_TIMEOUT_S} s")
@@ -211,4 +219,5 @@ def resolve_target(
         timeout=options.timeout,
         url_auth=options.url_auth,
         memory_reason=memory_reason,
+        python_note=python_note,
     )

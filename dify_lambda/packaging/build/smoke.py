@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dify_lambda import wire
 from dify_lambda.errors import BuildError
 from dify_lambda.packaging.build.options import Target
 from dify_lambda.packaging.interpreters import find_interpreter
@@ -43,16 +44,16 @@ __all__ = [
     "smoke_init",
 ]
 
-LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_TASK_ROOT = wire.LAMBDA_TASK_ROOT
 #: Left out of the smoke init: the wrapper (the probe runs the loop's init itself) and the URL auth and
 #: secret settings, which would reach AWS at init; the smoke init proves the plugin loads, not the auth.
 _NOT_IN_SMOKE = frozenset(
     {
         "AWS_LAMBDA_EXEC_WRAPPER",
-        "DIFY_LAMBDA_URL_AUTH",
-        "DIFY_LAMBDA_SECRET",
-        "DIFY_LAMBDA_SECRET_ARN",
-        "DIFY_LAMBDA_SECRET_PARAMETER",
+        wire.ENV_URL_AUTH,
+        wire.ENV_SECRET,
+        wire.ENV_SECRET_ARN,
+        wire.ENV_SECRET_PARAMETER,
     }
 )
 _TIMEOUT = 600

@@ -160,17 +160,10 @@ def resolve_dependencies(
     """The finished dependency tree for ``requirements`` on ``target``, from the cache when possible."""
     cache_dir = options.cache_dir or default_cache_dir()
     key = dependency_cache_key(target, requirements, options)
-    cache = DependencyCache(cache_dir)
+    produce = _produce(target, requirements, options, tool_cache=cache_dir, pip=pip, uv=uv, progress=progress)
     if options.use_cache:
-        found = cache.lookup(key)
-        if found is not None:
-            return found
-    else:
-        cache = DependencyCache(scratch / "nocache")
-    return cache.populate(
-        key,
-        _produce(target, requirements, options, tool_cache=cache_dir, pip=pip, uv=uv, progress=progress),
-    )
+        return DependencyCache(cache_dir).obtain(key, produce)
+    return DependencyCache(scratch / "nocache").populate(key, produce)
 
 
 def stage_files(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dify_lambda.errors import BuildError
+from dify_lambda.wire import LAMBDA_TASK_ROOT
 
 __all__ = [
     "DEFAULT_ENCODINGS",
@@ -43,7 +44,7 @@ __all__ = [
 #: Directory of the files in the artifact; the template sets ``TIKTOKEN_CACHE_DIR=/var/task/<this>``.
 TIKTOKEN_ARTIFACT_DIR = "tiktoken_cache"
 #: ``TIKTOKEN_CACHE_DIR`` of the function: where the files are on Lambda.
-TIKTOKEN_LAMBDA_DIR = f"/var/task/{TIKTOKEN_ARTIFACT_DIR}"
+TIKTOKEN_LAMBDA_DIR = f"{LAMBDA_TASK_ROOT}/{TIKTOKEN_ARTIFACT_DIR}"
 #: Default of ``--tiktoken-cache`` (a directory with the files, for offline builds).
 TIKTOKEN_CACHE_ENV = "DIFY_LAMBDA_TIKTOKEN_CACHE"
 #: Shipped whenever tiktoken is a dependency: the SDK's default token counter uses it.

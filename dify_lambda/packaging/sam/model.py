@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dify_lambda import wire
+
 __all__ = ["DEFAULT_LOGICAL_ID", "HANDLER", "FunctionSpec"]
 
-HANDLER = "dify_lambda.handlers.buffered.lambda_handler"
+HANDLER = wire.HANDLER
 DEFAULT_LOGICAL_ID = "PluginFunction"
 
 

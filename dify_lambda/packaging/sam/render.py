@@ -27,10 +27,10 @@ from dify_lambda.packaging.sam.model import FunctionSpec
 
 __all__ = ["EXEC_WRAPPER", "PLUGIN_ROOT", "render_sam"]
 
-EXEC_WRAPPER = "/var/task/dify_lambda/handlers/exec_wrapper.sh"
-PLUGIN_ROOT = "/var/task/plugin"
+EXEC_WRAPPER = f"{wire.LAMBDA_TASK_ROOT}/{wire.EXEC_WRAPPER}"
+PLUGIN_ROOT = f"{wire.LAMBDA_TASK_ROOT}/{wire.PLUGIN_DIR}"
 _NO_VALUE = {"Ref": "AWS::NoValue"}
-_OTHER_SECRET_SOURCES = ("DIFY_LAMBDA_SECRET", "DIFY_LAMBDA_SECRET_PARAMETER")
+_OTHER_SECRET_SOURCES = (wire.ENV_SECRET, wire.ENV_SECRET_PARAMETER)
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -70,10 +70,10 @@ def _parameters(spec: FunctionSpec) -> dict[str, Any]:
 def _environment(spec: FunctionSpec) -> dict[str, Any]:
     env: dict[str, Any] = {
         "AWS_LAMBDA_EXEC_WRAPPER": EXEC_WRAPPER,
-        "DIFY_LAMBDA_PLUGIN_ROOT": PLUGIN_ROOT,
-        "DIFY_LAMBDA_URL_AUTH": _ref("AuthType"),
-        "DIFY_LAMBDA_ALLOWED_PRINCIPALS": _ref("AllowedPrincipals"),
-        "DIFY_LAMBDA_SECRET_ARN": {"Fn::If": ["HasSharedSecret", _ref("SharedSecretArn"), _NO_VALUE]},
+        wire.ENV_PLUGIN_ROOT: PLUGIN_ROOT,
+        wire.ENV_URL_AUTH: _ref("AuthType"),
+        wire.ENV_ALLOWED_PRINCIPALS: _ref("AllowedPrincipals"),
+        wire.ENV_SECRET_ARN: {"Fn::If": ["HasSharedSecret", _ref("SharedSecretArn"), _NO_VALUE]},
         "INSTALL_METHOD": "serverless",
     }
     if spec.tiktoken_cache_dir:

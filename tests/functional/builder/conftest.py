@@ -2,7 +2,8 @@
 
 Builds download wheels from the package index, so every test of the session shares one cache
 directory (``$DIFY_LAMBDA_TEST_CACHE``, else a directory in pytest's cache) and each
-(plugin, architecture) artifact is built once per session (:func:`built`).
+(plugin, architecture) artifact is built once per test run, whatever the number of xdist workers
+(:func:`built`, through support/shared.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.shared import once
 
 from dify_lambda.packaging.build import BuildOptions, BuildResult, build
 
@@ -35,8 +37,12 @@ def built(build_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Callab
     def get(plugin: str, arch: str) -> BuildResult:
         key = (plugin, arch)
         if key not in results:
-            out = tmp_path_factory.mktemp(f"{plugin}-{arch}")
-            results[key] = build(PLUGINS / plugin, out, BuildOptions(arch=arch, cache_dir=build_cache))
+            # Built by the first worker of the run that needs it, loaded by the others.
+            results[key] = once(
+                tmp_path_factory,
+                f"built-{plugin}-{arch}",
+                lambda out: build(PLUGINS / plugin, out, BuildOptions(arch=arch, cache_dir=build_cache)),
+            )
         return results[key]
 
     return get

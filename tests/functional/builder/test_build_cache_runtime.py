@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,36 @@ def test_populate_then_lookup(tmp_path: Path) -> None:
     found = cache.lookup("k")
     assert found is not None and found.hit is True
     assert (found.root / "mod.py").read_text() == "x = 1\n"
+
+
+def test_concurrent_obtain_produces_a_key_once(tmp_path: Path) -> None:
+    produced: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def produce(tree: Path) -> dict[str, object]:
+        produced.append(threading.current_thread().name)
+        inside.set()
+        release.wait(30)
+        (tree / "mod.py").write_text("x = 1\n")
+        return {"distributions": []}
+
+    results: dict[str, Path] = {}
+
+    def build(name: str) -> None:
+        results[name] = DependencyCache(tmp_path).obtain("k", produce).root
+
+    first = threading.Thread(target=build, args=("first",), name="first")
+    first.start()
+    assert inside.wait(30)
+    second = threading.Thread(target=build, args=("second",), name="second")
+    second.start()
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert produced == ["first"]
+    assert results["first"] == results["second"]
+    assert (results["second"] / "mod.py").read_text() == "x = 1\n"
 
 
 def test_failed_population_leaves_nothing(tmp_path: Path) -> None:

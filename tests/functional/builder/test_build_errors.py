@@ -46,6 +46,25 @@ def test_unknown_architecture(tmp_path: Path) -> None:
         build(PLUGINS / "mockgpt", tmp_path, BuildOptions(arch="ppc64le", cache_dir=tmp_path / "c"))
 
 
+def test_just_over_the_limit_fits_without_some_bytecode(built, build_cache: Path, tmp_path: Path) -> None:
+    # Sources stay; the biggest dependencies lose their .pyc until the artifact fits, with a note.
+    full = built("mockgpt", "x86_64").report.sizes.unzipped
+    limit = full - 1024 * 1024
+    result = build(
+        PLUGINS / "mockgpt",
+        tmp_path,
+        BuildOptions(arch="x86_64", cache_dir=build_cache, max_unzipped_bytes=limit),
+    )
+    assert result.report.sizes.unzipped <= limit
+    note = next(n for n in result.report.notes if n.startswith("to fit Lambda's unzipped size limit"))
+    with zipfile.ZipFile(result.artifact) as zf:
+        names = set(zf.namelist())
+    for top in note.split("the .pyc files of ", 1)[1].split(" were left out", 1)[0].split(", "):
+        assert not any(n.startswith(f"{top}/") and n.endswith(".pyc") for n in names)
+        assert any(n.startswith(f"{top}/") and n.endswith(".py") for n in names)
+    assert result.report.smoke["status"] == "passed"
+
+
 def test_oversize_names_the_largest_contributors(build_cache: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactTooLargeError) as info:
         build(

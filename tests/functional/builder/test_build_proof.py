@@ -33,7 +33,8 @@ WILD = ROOT / "tests" / "support" / "wild"
 EVENTS = ROOT / "events"
 PROMPT = "Tiktoken counts these words: naïve café, 12345 and ünïcödé!"
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the module (--dist loadgroup): its builds, once per run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_build_proof")]
 
 
 @pytest.fixture(scope="module")

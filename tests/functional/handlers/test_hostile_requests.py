@@ -17,6 +17,9 @@ from support.handler_proc import HandlerProcess, running_handler, split_lines
 
 from dify_lambda import wire
 
+# One xdist worker runs the module (--dist loadgroup): a handler, once per run.
+pytestmark = pytest.mark.xdist_group("test_hostile_requests")
+
 TINY = Path(__file__).resolve().parents[2] / "support" / "tinyplugin"
 MARKER = "hostile-marker-7f3a"
 

@@ -26,6 +26,9 @@ from support.sdk_server import SdkServer, start_sdk_server
 from dify_lambda import wire
 from dify_lambda.handlers.sdk_import import DEFERRED, MODE_ENV
 
+# One xdist worker runs the module (--dist loadgroup): an SDK server and two handlers, once per run.
+pytestmark = pytest.mark.xdist_group("test_sdk_import")
+
 SUPPORT = Path(__file__).resolve().parents[2] / "support"
 OAI = SUPPORT / "oaiplugin"
 TINY = SUPPORT / "tinyplugin"

@@ -15,6 +15,9 @@ from dify_lambda.packaging.build import build
 from dify_lambda.packaging.build.options import BuildOptions
 from dify_lambda.packaging.interpreters import find_interpreter
 
+# One xdist worker runs the module (--dist loadgroup): a built artifact, once per run.
+pytestmark = pytest.mark.xdist_group("test_sdk_import_artifact")
+
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 
 # Unlike the builder's own load test, nothing imports dify_plugin before the handler does.

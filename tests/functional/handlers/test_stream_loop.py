@@ -316,7 +316,7 @@ def test_fake_rejects(name: str) -> None:
 
 
 def test_fake_accepts_the_node_client_form_and_rejects_late_error_and_second_response() -> None:
-    # AWS's Node.js client: two Trailer lines, success without trailers (wire-protocol.md §7.5).
+    # AWS's Node.js client: two Trailer lines, success without trailers (docs/wire-protocol.md §6.5).
     node_head = GOOD_HEAD.replace(
         "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n",
         "Trailer: Lambda-Runtime-Function-Error-Type\r\nTrailer: Lambda-Runtime-Function-Error-Body\r\n",

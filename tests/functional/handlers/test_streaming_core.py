@@ -14,6 +14,9 @@ from support.handler_proc import HandlerProcess, running_handler, split_lines
 
 from dify_lambda import wire
 
+# One xdist worker runs the module (--dist loadgroup): a handler per SDK release, once per run.
+pytestmark = pytest.mark.xdist_group("test_streaming_core")
+
 TINY = Path(__file__).resolve().parents[2] / "support" / "tinyplugin"
 CREDENTIALS = {"api_key": "tiny-key"}
 

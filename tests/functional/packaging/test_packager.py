@@ -85,10 +85,10 @@ def test_gitignore_fallback(tmp_path: Path) -> None:
 
 
 def test_symlinked_difyignore_is_read_and_not_packaged(tmp_path: Path) -> None:
-    # The official repository links each plugin's .difyignore to a shared one (gemini does).
-    (tmp_path / "shared.difyignore").write_text(".env\n")
+    # The official repository links each plugin's .difyignore to a common one (gemini does).
+    (tmp_path / "common.difyignore").write_text(".env\n")
     src = write_tree(tmp_path / "p", {**plugin_files(), ".env": b"SECRET=1\n"})
-    (src / ".difyignore").symlink_to("../shared.difyignore")
+    (src / ".difyignore").symlink_to("../common.difyignore")
     result = build_package(src, exporter=None)
     assert result.ignore_file == ".difyignore"
     assert ".env" not in names(result.data)

@@ -2,7 +2,7 @@
 
 One SDK server per plugin (module scope) runs in a subprocess; every case of the shared catalogue
 is posted to it as the daemon would, and the event lines are checked for their framing and for
-the payload shape of the action (docs: wire-protocol §3 and §5.3).
+the payload shape of the action (docs/wire-protocol.md §3 and §4.3).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from support.catalog import (
 from support.sdk_server import SdkServer, invoke, start_sdk_server
 
 from dify_lambda.wire import MAX_LINE_BYTES, MODEL_ACTIONS
+
+# One xdist worker runs the module (--dist loadgroup): SDK servers, once per run.
+pytestmark = pytest.mark.xdist_group("test_demo_plugins")
 
 LLM_USAGE_FIELDS = {
     "prompt_tokens",
@@ -118,7 +121,7 @@ def check_error(c: Case, events: list[dict[str, Any]]) -> None:
     assert bool(streams) == c.partial
 
 
-# --- payload shapes per action (wire-protocol §5.3) ----------------------------------------------
+# --- payload shapes per action (docs/wire-protocol.md §4.3)-----------------------------------
 
 
 def check_usage(usage: dict[str, Any]) -> None:

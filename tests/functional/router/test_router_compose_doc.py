@@ -21,6 +21,9 @@ import yaml
 
 from dify_lambda import __version__
 
+# One xdist worker runs the module (--dist loadgroup): a downloaded schema, once per run.
+pytestmark = pytest.mark.xdist_group("test_router_compose_doc")
+
 DOC = Path(__file__).resolve().parents[3] / "docs" / "dify-integration.md"
 OVERRIDE_MARK = "# docker-compose.override.yaml"
 SCHEMA_DIST = "docker-compose==1.29.2"

@@ -25,7 +25,8 @@ from router_servers import running, write_chunked
 
 from dify_lambda import wire
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the module (--dist loadgroup): a venv with the base install, once per run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_router_host_install")]
 
 REPO = Path(__file__).resolve().parents[3]
 #: Dify's pins the router must live with (see the module docstring).

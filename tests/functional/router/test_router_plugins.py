@@ -19,6 +19,9 @@ from dify_lambda.router.errors import LambdaError
 from dify_lambda.router.events import EndEvent, ErrorEvent, StreamEvent
 from dify_lambda.router.routes import parse_route_table
 
+# One xdist worker runs the module (--dist loadgroup): SDK servers and emulators, once per run.
+pytestmark = pytest.mark.xdist_group("test_router_plugins")
+
 CHECKED = [c for c in CASES if not c.timing]
 PLUGINS = ("mockgpt", "mocklab")
 

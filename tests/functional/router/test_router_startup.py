@@ -200,7 +200,9 @@ def test_hostile_route_locations_never_hold_startup(tmp_path: Path, kind: str) -
     )
     silent = _Silent()
     env = {
-        "DIFY_LAMBDA_ROUTES_TIMEOUT": "2",
+        # The bound is the subject only for the silent SSM endpoint; the others must fail on their
+        # own, however busy the machine (make test runs several workers), never on the clock.
+        "DIFY_LAMBDA_ROUTES_TIMEOUT": "2" if kind == "silent-ssm" else "120",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -65,9 +65,21 @@ def test_unsupported_python_names_the_flag(python: str) -> None:
         resolve(BuildOptions(python=python))
 
 
-def test_unsupported_manifest_python_suggests_the_flag() -> None:
-    with pytest.raises(UnsupportedTargetError, match=r"meta\.runner\.version '3\.11'.*--python"):
-        resolve(runner="3.11")
+@pytest.mark.parametrize("runner", ["3.10", "3.11", "3.14", "", "python3"])
+def test_an_unserved_manifest_python_builds_for_the_oldest_served_one(runner: str) -> None:
+    # As the daemon does: it installs every plugin on its own Python whatever the manifest says.
+    target = resolve(runner=runner)
+    assert target.python == "3.12"
+    assert "meta.runner.version is not a served Lambda Python" in target.python_note
+    assert "--python" in target.python_note
+    # The note never carries the manifest's value (it may be anything).
+    assert target.python_note == resolve(runner="2.7").python_note
+
+
+@pytest.mark.parametrize("runner", ["3.12", "3.13"])
+def test_a_served_manifest_python_is_used_without_a_note(runner: str) -> None:
+    target = resolve(runner=runner)
+    assert (target.python, target.python_note) == (runner, "")
 
 
 @pytest.mark.parametrize("arch", ["amd64", "aarch64", "sparc", ""])

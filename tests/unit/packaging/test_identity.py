@@ -1,4 +1,4 @@
-"""Checksum and identity. Expected values are derived here from the spec formula (sdk-notes §5.3),
+"""Checksum and identity. Expected values are derived here from the spec formula (docs/plugin-package.md §2),
 written out step by step, not by calling the implementation."""
 
 from __future__ import annotations
@@ -7,14 +7,9 @@ import hashlib
 
 from support.pkgfactory import build_zip, plugin_files
 
-from dify_lambda.packaging.identity import (
-    UNIQUE_IDENTIFIER_RE,
-    compute_checksum,
-    plugin_id,
-    serverless_filename,
-    unique_identifier,
-)
+from dify_lambda.packaging.identity import compute_checksum
 from dify_lambda.packaging.reader import PluginPackage
+from dify_lambda.wire import UNIQUE_IDENTIFIER_RE, PluginIdentity
 
 
 def spec_checksum(files: dict[str, bytes]) -> str:
@@ -72,9 +67,11 @@ def test_identity_strings() -> None:
 
 def test_identity_helpers() -> None:
     c = "0" * 64
-    assert plugin_id("a", "b") == "a/b"
-    assert unique_identifier("a", "b", "1.2.3", c) == f"a/b:1.2.3@{c}"
-    assert serverless_filename("a", "b", "1.2.3", c) == f"a@b@1.2.3@{c}.difypkg"
+    identity = PluginIdentity("a", "b", "1.2.3", c)
+    assert identity.plugin_id == "a/b"
+    assert identity.unique_identifier == f"a/b:1.2.3@{c}"
+    assert identity.serverless_filename == str(identity) == f"a@b@1.2.3@{c}.difypkg"
+    assert PluginIdentity.from_filename(f"a@b@1.2.3@{c}.difypkg") == identity
 
 
 def test_unique_identifier_pattern() -> None:

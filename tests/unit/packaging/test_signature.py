@@ -1,4 +1,4 @@
-"""Signing and verification (sdk-notes §5.2). The signed data is rebuilt here from the spec:
+"""Signing and verification (docs/plugin-package.md §3). The signed data is rebuilt here from the spec:
 sha256 of each entry in archive order, then the decimal time."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Dify integration against a small fake module tree shaped like Dify's ``core.plugin`` (no real Dify).
 
-The fake ``BasePluginClient`` parses lines the way the host does (wire-protocol.md §6.3): it is
+The fake ``BasePluginClient`` parses lines the way the host does (docs/wire-protocol.md §5.2-§5.3): it is
 how these tests check that the router's lines turn into the right host exceptions.
 """
 
