@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench clean venv sdk-matrix
+.PHONY: test lint typecheck pytest demo bench compat clean venv sdk-matrix
 
 venv: $(STAMP)
 
@@ -42,6 +42,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Every model plugin of a dify-official-plugins checkout, compared with its own SDK (not in `make test`).
+compat: $(STAMP)
+	@test -n "$(OFFICIAL)" || { echo "make compat: set OFFICIAL=<checkout of langgenius/dify-official-plugins>" >&2; exit 2; }
+	$(PY) scripts/compat.py --official "$(OFFICIAL)" $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) build dist out .mypy_cache .ruff_cache .pytest_cache .cache/coverage
