@@ -56,7 +56,7 @@ DEAD_PROXY = "http://127.0.0.1:9"
 UNREACHABLE_URL = "http://127.0.0.1:9/v1"
 REQUEST_TIMEOUT = 120.0
 READY_TIMEOUT = 180.0
-# What the daemon's packager passes to `uv export` besides the format (docs/compatibility.md).
+# What the daemon's packager passes to `uv export` besides the format.
 NO_EXTRAS = ("--no-hashes", "--no-header", "--no-annotate")
 
 

@@ -3,7 +3,7 @@
 Runs only inside the plugin process: ``dify_plugin`` is imported in :meth:`SdkPluginRuntime.load`
 (lazily by default, or through its gevent-patching ``__init__``: see
 :mod:`dify_lambda.handlers.sdk_import`). The plugin is loaded with the SDK's own public classes
-(``PluginRegistration``, ``PluginExecutor``, ``Session``; sdk-notes.md §3.1 A) and each event line
+(``PluginRegistration``, ``PluginExecutor``, ``Session``; docs/plugin-package.md §8) and each event line
 is serialized by the SDK's own ``ResponseWriter`` helpers, so the bytes equal what the SDK's
 serverless server writes. The per-request loop mirrors ``Plugin._execute_request`` and
 ``IOServer._execute_request_in_thread`` as a generator: items are yielded the moment the plugin

@@ -2,7 +2,7 @@
 
 The SDK's package ``__init__`` gevent-patches the whole process and then eagerly imports every
 public class, including the Flask/gevent server stack and the OpenAI-compatible bases that a
-Lambda handler never runs (sdk-notes.md §2.1, §9). Plugins still write ``from dify_plugin import
+Lambda handler never runs (docs/plugin-package.md §6). Plugins still write ``from dify_plugin import
 LargeLanguageModel``, which runs that ``__init__``.
 
 ``lazy`` puts a stand-in package in ``sys.modules["dify_plugin"]`` before anything imports the SDK.
