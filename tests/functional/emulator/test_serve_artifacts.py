@@ -256,9 +256,14 @@ def test_wheels_for_another_python_are_refused(tmp_path: Path) -> None:
 
 
 @needs_312
-def test_port_in_use_is_one_line_and_leaves_no_extraction(tmp_path: Path) -> None:
+def test_port_in_use_is_one_line_and_leaves_no_extraction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     build = _build_dir(tmp_path, template=None)
-    scratch = Path(tempfile.gettempdir())
+    # A temporary directory of this test's own: other tests running in parallel use the system one.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     before = set(scratch.glob("dify-lambda-serve-*"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
