@@ -174,17 +174,28 @@ def remove_from_file(path: str | os.PathLike[str], plugin_id: str, url: str) -> 
 
 def remove_from_ssm(ssm: SSMClient, name: str, plugin_id: str, url: str) -> bool:
     """Remove ``plugin_id``'s deployment at ``url`` from the SSM route table; True if it was there."""
-    try:
-        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        doc = json.loads(value)
-    except ssm.exceptions.ParameterNotFound:
-        return False
-    except json.JSONDecodeError as exc:
-        raise RoutePublishError(f"SSM parameter {name}: value is not JSON") from exc
+    _found, doc = _load_ssm(ssm, name)
     changed = remove_route(doc, plugin_id, url) if isinstance(doc, dict) else None
     if changed is None:
         return False
-    body = json.dumps(changed, separators=(",", ":"))
+    _write_ssm(ssm, name, changed)
+    return True
+
+
+def _load_ssm(ssm: SSMClient, name: str) -> tuple[bool, Any]:
+    """Whether the SSM parameter ``name`` exists, and the JSON it holds (None when it does not)."""
+    try:
+        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        return True, json.loads(value)
+    except ssm.exceptions.ParameterNotFound:
+        return False, None
+    except json.JSONDecodeError as exc:
+        raise RoutePublishError(f"SSM parameter {name}: value is not JSON") from exc
+
+
+def _write_ssm(ssm: SSMClient, name: str, doc: dict[str, Any]) -> None:
+    """Store ``doc`` as compact JSON, in the Advanced tier only when the Standard one is too small."""
+    body = json.dumps(doc, separators=(",", ":"))
     tier: Literal["Standard", "Advanced"] = (
         "Standard" if len(body.encode()) <= SSM_STANDARD_LIMIT else "Advanced"
     )
@@ -194,7 +205,6 @@ def remove_from_ssm(ssm: SSMClient, name: str, plugin_id: str, url: str) -> bool
         raise RoutePublishError(
             f"SSM parameter {name}: put_parameter failed ({error_code(exc) or exc})"
         ) from exc
-    return True
 
 
 def publish_to_file(
@@ -211,26 +221,9 @@ def publish_to_ssm(
     ssm: SSMClient, name: str, result: DeployResult, *, secret_env: str | None = None
 ) -> dict[str, Any]:
     """Merge the deploy into the JSON route table held in the SSM String parameter ``name``."""
-    current: dict[str, Any] | None = None
-    try:
-        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        loaded = json.loads(value)
-        if not isinstance(loaded, dict):
-            raise RoutePublishError(f"SSM parameter {name}: value is not a JSON object")
-        current = loaded
-    except ssm.exceptions.ParameterNotFound:
-        current = None
-    except json.JSONDecodeError as exc:
-        raise RoutePublishError(f"SSM parameter {name}: value is not JSON") from exc
+    found, current = _load_ssm(ssm, name)
+    if found and not isinstance(current, dict):
+        raise RoutePublishError(f"SSM parameter {name}: value is not a JSON object")
     doc = merge_route(current, result.plugin_id, deployment_entry(result, secret_env=secret_env))
-    body = json.dumps(doc, separators=(",", ":"))
-    tier: Literal["Standard", "Advanced"] = (
-        "Standard" if len(body.encode()) <= SSM_STANDARD_LIMIT else "Advanced"
-    )
-    try:
-        ssm.put_parameter(Name=name, Value=body, Type="String", Overwrite=True, Tier=tier)
-    except Exception as exc:
-        raise RoutePublishError(
-            f"SSM parameter {name}: put_parameter failed ({error_code(exc) or exc})"
-        ) from exc
+    _write_ssm(ssm, name, doc)
     return doc
