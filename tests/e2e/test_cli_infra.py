@@ -70,6 +70,8 @@ def env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         # Builds ship tiktoken's files; this machine takes them offline (tests/conftest.py).
         "DIFY_LAMBDA_TIKTOKEN_CACHE": os.environ.get("DIFY_LAMBDA_TIKTOKEN_CACHE", ""),
     }
+    # A build that misses the dependency cache reaches the package index: keep the machine's trust store.
+    values.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ})
     yield values
 
 
