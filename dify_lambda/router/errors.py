@@ -68,22 +68,6 @@ class InvocationError(RouterError):
         self.call = call
         self.delivered = delivered
 
-    @property
-    def plugin_id(self) -> str:
-        return self.call.plugin_id if self.call else ""
-
-    @property
-    def action(self) -> str:
-        return self.call.action if self.call else ""
-
-    @property
-    def session_id(self) -> str:
-        return self.call.session_id if self.call else ""
-
-    @property
-    def url(self) -> str:
-        return self.call.url if self.call else ""
-
 
 class PayloadTooLargeError(InvocationError):
     """The request envelope exceeds the request cap (function URLs accept 6 MiB)."""
