@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from dify_lambda import wire
 
@@ -26,9 +25,10 @@ class Timeouts:
                 raise ValueError(f"Timeouts.{name} must be > 0")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CallInfo:
-    """One logical call: what is called, with which settings; ``url`` is the current attempt's."""
+    """One logical call: what is called, with which settings. Immutable: each attempt gets its own
+    copy whose ``url`` names that attempt's deployment (``dataclasses.replace``)."""
 
     plugin_id: str
     action: str
@@ -39,15 +39,6 @@ class CallInfo:
     provider: str | None = None
     model: str | None = None
     url: str = ""
-
-    def ctx(self, delivered: int = 0) -> dict[str, Any]:
-        return {
-            "plugin_id": self.plugin_id,
-            "action": self.action,
-            "session_id": self.session_id,
-            "delivered": delivered,
-            "url": self.url,
-        }
 
 
 def invoke_url(base: str, action: str) -> str:

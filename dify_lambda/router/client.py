@@ -30,11 +30,17 @@ from dify_lambda.router.errors import (
 )
 from dify_lambda.router.events import EndEvent, ErrorEvent, Event, StreamEvent
 from dify_lambda.router.methods import ModelMethods
-from dify_lambda.router.policy import CooldownTracker, Failure, RetryPolicy, classify_response
+from dify_lambda.router.policy import (
+    CooldownTracker,
+    Failure,
+    RetryPolicy,
+    classify_response,
+    classify_transport_error,
+)
 from dify_lambda.router.routes import Deployment, RouteTable
 from dify_lambda.router.sources import RouteCache
 from dify_lambda.router.stream import RetryBeforeStart, error_detail, read_events, status_text
-from dify_lambda.router.transport import DeadlineTransport, ReadBudget
+from dify_lambda.router.transport import DeadlineTransport, reads_within
 
 __all__ = ["Router", "Timeouts"]
 
@@ -184,7 +190,7 @@ class Router(ModelMethods):
                 too_large_message(action, len(body), self.max_request_bytes),
                 payload_bytes=len(body),
                 max_request_bytes=self.max_request_bytes,
-                **call.ctx(),
+                call=call,
             )
         yield from self._batched(call, envelope, texts)
 
@@ -199,7 +205,7 @@ class Router(ModelMethods):
                 payload_bytes=total,
                 max_request_bytes=self.max_request_bytes,
                 item_index=exc.index,
-                **call.ctx(),
+                call=call,
             ) from None
         logger.info(
             "splitting %s into %d serial batches",
@@ -256,13 +262,13 @@ class Router(ModelMethods):
                 f" (next available in {wait:.1f}s)",
                 retry_in=wait,
                 kinds=frozenset(self.cooldowns.kind(d.key) for d in deployments),
-                **call.ctx(),
+                call=call,
             )
         attempt = 0
         while True:
             attempt += 1
-            call.url = dep.url
-            failure, detail = yield from self._attempt(call, dep, body, deadline)
+            this = replace(call, url=dep.url)
+            failure, detail = yield from self._attempt(this, dep, body, deadline)
             if failure is None:
                 return
             self.cooldowns.cool(dep.key, self.policy.cooldown(failure), failure.kind)
@@ -274,19 +280,19 @@ class Router(ModelMethods):
                 failure.error_type, attempt, call.session_id,
             )  # fmt: skip
             if not failure.fail_over or attempt >= self.policy.max_attempts:
-                raise self._final_error(call, failure, detail, attempt)
+                raise self._final_error(this, failure, detail, attempt)
             nxt = self._choose(deployments, tried)
             wait = 0.0
             if nxt is None:
                 if not failure.retryable:
-                    raise self._final_error(call, failure, detail, attempt)
+                    raise self._final_error(this, failure, detail, attempt)
                 # No other deployment: retry the same one after a backoff (ignoring its cooldown).
                 backoff = self.policy.backoff(attempt, failure, self._rng)
                 if backoff is None:
-                    raise self._final_error(call, failure, detail, attempt)
+                    raise self._final_error(this, failure, detail, attempt)
                 nxt, wait = dep, backoff
             if self._clock() + wait >= deadline:
-                raise self._final_error(call, failure, detail, attempt)
+                raise self._final_error(this, failure, detail, attempt)
             if wait > 0:
                 self._sleep(wait)
             dep = nxt
@@ -294,7 +300,6 @@ class Router(ModelMethods):
     def _final_error(
         self, call: CallInfo, failure: Failure, detail: dict[str, str], attempts: int
     ) -> Exception:
-        ctx = call.ctx()
         request_id = detail.get("request_id", "")
         if failure.kind in ("auth", "fatal") or (failure.kind == "status" and failure.error_type):
             what = failure.error_type or detail.get("error_type") or status_text(failure.status or 0)
@@ -304,7 +309,7 @@ class Router(ModelMethods):
                 status=failure.status or 0,
                 error_type=failure.error_type or detail.get("error_type", ""),
                 request_id=request_id,
-                **ctx,
+                call=call,
             )
         last = "connection failed" if failure.kind == "connect" else f"status {failure.status}"
         if failure.error_type:
@@ -318,7 +323,7 @@ class Router(ModelMethods):
             attempts=attempts,
             error_type=failure.error_type,
             request_id=request_id,
-            **ctx,
+            call=call,
         )
 
     def _build_request(self, dep: Deployment, call: CallInfo, body: bytes) -> httpx.Request:
@@ -332,8 +337,9 @@ class Router(ModelMethods):
         headers.update(
             auth_headers(dep, method="POST", url=url, headers=headers, body=body, signer=self._signer)
         )
-        timeouts = call.timeouts
-        timeout = httpx.Timeout(timeouts.connect, read=timeouts.first_event, pool=timeouts.connect)
+        # Reads are timed by reads_within (one channel for every read); httpx times the rest.
+        connect = call.timeouts.connect
+        timeout = httpx.Timeout(connect, read=None, pool=connect)
         return self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
 
     def _attempt(
@@ -341,20 +347,17 @@ class Router(ModelMethods):
     ) -> Generator[Event, None, tuple[Failure | None, dict[str, str]]]:
         """Yields the events of one attempt; returns ``(failure, detail)`` when it may be retried."""
         request = self._build_request(dep, call, body)
-        budget = ReadBudget(request)
         start = self._clock()
         first_deadline = min(deadline, start + call.timeouts.first_event)
-        token = budget.set(first_deadline - start)
         try:
-            response = self._client.send(request, stream=True)
+            with reads_within(first_deadline - start):
+                response = self._client.send(request, stream=True)
         except httpx.ReadTimeout:
             raise FirstEventTimeoutError(
-                f"no response from {dep.url} within {first_deadline - start:.1f}s", **call.ctx()
+                f"no response from {dep.url} within {first_deadline - start:.1f}s", call=call
             ) from None
         except httpx.TransportError as exc:
-            return Failure("connect", error_type=type(exc).__name__), {}
-        finally:
-            budget.reset(token)
+            return classify_transport_error(exc), {}
         try:
             failure = classify_response(response.status_code, response.headers)
             if failure is not None:
@@ -362,7 +365,6 @@ class Router(ModelMethods):
             events = read_events(
                 call,
                 response,
-                budget,
                 first_deadline=first_deadline,
                 deadline=deadline,
                 clock=self._clock,
@@ -371,7 +373,7 @@ class Router(ModelMethods):
             try:
                 first = next(events)
             except RetryBeforeStart as exc:
-                return Failure("connect", error_type=str(exc)), {}
+                return exc.failure, {}
             yield first
             yield from events
             return None, {}

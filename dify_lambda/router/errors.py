@@ -6,7 +6,7 @@
     ├── InvalidRouteTableError       a route table (file, stack outputs, tags) is invalid; names the entry
     ├── RouteSourceError             a route source could not be read (file missing, AWS call failed)
     ├── NoRouteError                 no route for the plugin id (or every override is empty)
-    └── InvocationError              one call failed; carries plugin_id, action, session_id, delivered
+    └── InvocationError              one call failed; carries the call (.call) and delivered
         ├── PayloadTooLargeError         request envelope over the cap (daemon message format)
         ├── AllDeploymentsCoolingDownError  every deployment of the route is in cooldown
         ├── RetryableError               retryable failure (status / throttled / connect) with no attempt left
@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from dify_lambda.errors import RouterError
+from dify_lambda.router.call import CallInfo
 
 __all__ = [
     "AllDeploymentsCoolingDownError",
@@ -59,24 +60,13 @@ class NoRouteError(RouterError):
 
 
 class InvocationError(RouterError):
-    """One call failed. ``delivered`` counts the events the caller already received."""
+    """One call failed. ``call`` is the call as of the failing attempt (its ``url`` names the
+    deployment); ``delivered`` counts the events the caller already received."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        plugin_id: str = "",
-        action: str = "",
-        session_id: str = "",
-        delivered: int = 0,
-        url: str = "",
-    ) -> None:
+    def __init__(self, message: str, *, call: CallInfo | None = None, delivered: int = 0) -> None:
         super().__init__(message)
-        self.plugin_id = plugin_id
-        self.action = action
-        self.session_id = session_id
+        self.call = call
         self.delivered = delivered
-        self.url = url
 
 
 class PayloadTooLargeError(InvocationError):

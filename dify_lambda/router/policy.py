@@ -34,8 +34,8 @@ __all__ = [
     "Failure",
     "FailureKind",
     "RetryPolicy",
-    "classify_connect_error",
     "classify_response",
+    "classify_transport_error",
     "parse_retry_after",
 ]
 
@@ -96,8 +96,9 @@ def classify_response(status: int, headers: Mapping[str, str], *, now: float | N
     return Failure("fatal", status, error_type)
 
 
-def classify_connect_error() -> Failure:
-    return Failure("connect")
+def classify_transport_error(exc: BaseException) -> Failure:
+    """A connection that failed or broke before the first event (connect, reset, protocol)."""
+    return Failure("connect", error_type=type(exc).__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,8 @@ from dify_lambda.router.events import (
     StreamEvent,
     decode_line,
 )
-from dify_lambda.router.transport import ReadBudget
+from dify_lambda.router.policy import Failure, classify_transport_error
+from dify_lambda.router.transport import read_within
 
 __all__ = ["RetryBeforeStart", "drain", "error_detail", "read_events", "status_text"]
 
@@ -54,11 +55,14 @@ _ERROR_BODY_BYTES = 4096
 class RetryBeforeStart(Exception):
     """The connection broke before the first event; the attempt may be retried."""
 
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.error_type)
+        self.failure = failure
+
 
 def read_events(
     call: CallInfo,
     response: httpx.Response,
-    budget: ReadBudget,
     *,
     first_deadline: float,
     deadline: float,
@@ -78,7 +82,7 @@ def read_events(
     pending_error: ErrorEvent | None = None
 
     def interrupted(cls: type[StreamInterruptedError], message: str) -> StreamInterruptedError:
-        return cls(message, events=tuple(kept), **call.ctx(delivered))
+        return cls(message, events=tuple(kept), call=call, delivered=delivered)
 
     while True:
         now = clock()
@@ -86,25 +90,25 @@ def read_events(
         limit = min(timeouts.idle, deadline - now) if started else first_deadline - now
         if limit <= 0:
             if not started:
-                raise FirstEventTimeoutError(f"no event from {call.url} in time", **call.ctx())
+                raise FirstEventTimeoutError(f"no event from {call.url} in time", call=call)
             raise interrupted(
                 StreamInterruptedError, f"total timeout of {timeouts.total}s reached mid-stream"
             )
         try:
-            chunk = budget.read(chunks, limit)
+            chunk = read_within(chunks, limit)
         except httpx.TransportError as exc:
             if pending_error is not None:  # the plugin already reported its error: raise that one
                 raise _plugin_error(pending_error, call, delivered) from None
             if isinstance(exc, httpx.ReadTimeout):
                 if not started:
                     raise FirstEventTimeoutError(
-                        f"no event from {call.url} within {timeouts.first_event}s", **call.ctx()
+                        f"no event from {call.url} within {timeouts.first_event}s", call=call
                     ) from None
                 raise interrupted(
                     IdleTimeoutError, f"no data for {limit:.1f}s after {delivered} event(s)"
                 ) from None
             if not started:
-                raise RetryBeforeStart(type(exc).__name__) from None
+                raise RetryBeforeStart(classify_transport_error(exc)) from None
             raise interrupted(
                 StreamInterruptedError,
                 f"connection lost after {delivered} event(s): {type(exc).__name__}",
@@ -136,13 +140,14 @@ def read_events(
                         status=response.status_code,
                         error_type=decoded.error_type,
                         request_id=response.headers.get("x-amzn-requestid", "") or decoded.request_id,
-                        **call.ctx(delivered),
+                        call=call,
+                        delivered=delivered,
                     )
                 if isinstance(decoded, EndEvent):
                     if pending_error is not None:
                         raise _plugin_error(pending_error, call, delivered)
                     yield decoded
-                    drain(chunks, budget, timeouts.idle)
+                    drain(chunks, timeouts.idle)
                     return
                 if isinstance(decoded, ErrorEvent) and call.raise_errors:
                     pending_error = decoded  # the SDK sends ``end`` right after; raise then
@@ -152,7 +157,8 @@ def read_events(
         except MalformedLine as exc:
             raise MalformedEventError(
                 f"invalid event line from {call.url} (status {response.status_code}): {exc}",
-                **call.ctx(delivered),
+                call=call,
+                delivered=delivered,
             ) from None
         if chunk is None:
             if pending_error is not None:
@@ -166,10 +172,10 @@ def read_events(
             )
 
 
-def drain(chunks: Iterator[bytes], budget: ReadBudget, idle: float) -> None:
+def drain(chunks: Iterator[bytes], idle: float) -> None:
     """Read the (empty) rest after ``end`` so the connection goes back to the pool."""
     try:
-        while budget.read(chunks, min(idle, 5.0)) is not None:
+        while read_within(chunks, min(idle, 5.0)) is not None:
             pass
     except httpx.HTTPError:
         pass
@@ -177,7 +183,7 @@ def drain(chunks: Iterator[bytes], budget: ReadBudget, idle: float) -> None:
 
 def _plugin_error(event: ErrorEvent, call: CallInfo, delivered: int) -> PluginInvokeError:
     return PluginInvokeError(
-        event.message, error_type=event.error_type, args=event.args, **call.ctx(delivered)
+        event.message, error_type=event.error_type, args=event.args, call=call, delivered=delivered
     )
 
 

@@ -1,63 +1,53 @@
-"""Per-read timeouts for streams: first event, idle gap and total deadline over one pooled httpx client.
+"""Per-read timeouts for streams: first event, idle gap and total deadline over one pooled client.
 
 httpx fixes a request's read timeout when the body starts, but a stream needs a different budget
 before the first event (time to first token) than between events (idle gap), both capped by the
-total deadline. The router therefore updates the read timeout before every read in two places:
+total deadline. The router therefore sets the read timeout before every read in one place, a
+context variable (:func:`reads_within`), which :class:`DeadlineTransport`'s socket streams apply
+to each ``recv`` and injected test transports read (:func:`read_timeout`). Context variables are
+per thread and per greenlet, so this works in gevent-patched workers without threads or timers.
 
-- ``request.extensions["timeout"]["read"]``: httpx's own timeout record, which injected
-  transports (tests) read to decide whether a scripted wait times out;
-- a context variable read by :class:`DeadlineTransport`'s socket streams, so the real transport
-  applies the current value to each ``recv``. Context variables are per thread and per greenlet,
-  so this works in gevent-patched workers without threads or timers.
+:class:`DeadlineTransport` is built on httpcore's public ``ConnectionPool(network_backend=...)``;
+httpx's own ``HTTPTransport`` offers no way to pass a network backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["DeadlineTransport", "ReadBudget"]
+__all__ = ["DeadlineTransport", "read_timeout", "read_within", "reads_within"]
 
 _READ_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "dify_lambda_read_timeout", default=None
 )
 
 
-class ReadBudget:
-    """Sets the read timeout for the next read(s) of one request (see module docstring)."""
+def read_timeout() -> float | None:
+    """The read timeout the router set for the current read, in seconds (None outside a call)."""
+    return _READ_TIMEOUT.get()
 
-    __slots__ = ("_timeouts",)
 
-    def __init__(self, request: httpx.Request) -> None:
-        timeouts = request.extensions.get("timeout")
-        if not isinstance(timeouts, dict):
-            timeouts = {}
-            request.extensions["timeout"] = timeouts
-        self._timeouts: dict[str, Any] = timeouts
-
-    def set(self, seconds: float) -> contextvars.Token[float | None]:
-        value = max(seconds, 0.001)
-        self._timeouts["read"] = value
-        return _READ_TIMEOUT.set(value)
-
-    @staticmethod
-    def reset(token: contextvars.Token[float | None]) -> None:
+@contextlib.contextmanager
+def reads_within(seconds: float) -> Iterator[None]:
+    """Reads inside the block time out after ``seconds`` each (see the module docstring)."""
+    token = _READ_TIMEOUT.set(max(seconds, 0.001))
+    try:
+        yield
+    finally:
         _READ_TIMEOUT.reset(token)
 
-    def read(self, chunks: Iterator[bytes], seconds: float) -> bytes | None:
-        """The next body chunk (None at the end), read under a ``seconds`` read timeout."""
-        value = seconds if seconds > 0.001 else 0.001
-        self._timeouts["read"] = value
-        token = _READ_TIMEOUT.set(value)
-        try:
-            return next(chunks, None)
-        finally:
-            _READ_TIMEOUT.reset(token)
+
+def read_within(chunks: Iterator[bytes], seconds: float) -> bytes | None:
+    """The next body chunk (None at the end), read under a ``seconds`` read timeout."""
+    with reads_within(seconds):
+        return next(chunks, None)
 
 
 class _Stream(httpcore.NetworkStream):
@@ -106,15 +96,79 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class DeadlineTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` whose socket reads honour :class:`ReadBudget` (pooled, HTTP/1.1)."""
+_CORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+)
 
-    def __init__(self, *, limits: httpx.Limits | None = None, **kwargs: Any) -> None:
-        super().__init__(
-            limits=limits or httpx.Limits(max_keepalive_connections=50, max_connections=200), **kwargs
+
+def _to_httpx(exc: Exception) -> Exception:
+    """httpx's exception of the same name (httpx mirrors httpcore's exception names)."""
+    mapped = getattr(httpx, type(exc).__name__, None)
+    if isinstance(mapped, type) and issubclass(mapped, httpx.TransportError):
+        return mapped(str(exc))
+    return exc
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except _CORE_ERRORS as exc:
+            raise _to_httpx(exc) from exc
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """A pooled HTTP/1.1 transport whose socket reads honour :func:`reads_within`."""
+
+    def __init__(
+        self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        limits = limits or httpx.Limits(max_keepalive_connections=50, max_connections=200)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(httpcore.SyncBackend()),
         )
-        pool = self._pool
-        # httpx exposes no network-backend option; wrap the pool's backend (httpcore >= 1.0 keeps it here).
-        backend = getattr(pool, "_network_backend", None)
-        if backend is not None:
-            pool._network_backend = _Backend(backend)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = self._pool.handle_request(core)
+        except _CORE_ERRORS as exc:
+            raise _to_httpx(exc) from exc
+        assert isinstance(response.stream, Iterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Body(response.stream),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()

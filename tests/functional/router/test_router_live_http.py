@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import httpx
 import pytest
 from router_servers import RecordingServer, running, write_chunked
 
@@ -15,6 +17,7 @@ from dify_lambda.router.client import Router, Timeouts
 from dify_lambda.router.errors import FirstEventTimeoutError, IdleTimeoutError
 from dify_lambda.router.events import EndEvent, StreamEvent
 from dify_lambda.router.routes import parse_route_table
+from dify_lambda.router.transport import DeadlineTransport
 
 PID = "acme/echo"
 DATA = {"provider": "echo", "model_type": "llm", "model": "m", "credentials": {}}
@@ -82,3 +85,32 @@ def test_slow_first_event_within_first_event_timeout_but_over_idle() -> None:
         with router:
             events = list(router.invoke(PID, "invoke_llm", DATA, user_id="u"))
     assert isinstance(events[-1], EndEvent)
+
+
+def test_deadline_transport_raises_httpx_errors_for_a_closed_port() -> None:
+    # The pool is httpcore's; what reaches the router must be httpx's own exception types.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with httpx.Client(transport=DeadlineTransport()) as client, pytest.raises(httpx.ConnectError):
+        client.get(f"http://127.0.0.1:{port}/")
+
+
+def test_closed_port_fails_over_to_the_live_deployment(fast_server: RecordingServer) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    routes = parse_route_table(
+        {
+            "routes": {
+                PID: {
+                    "deployments": [{"url": dead, "auth": "none"}, {"url": fast_server.url, "auth": "none"}]
+                }
+            }
+        },
+        source="t",
+    )
+    with Router(routes, rng=lambda: 0.0) as router:
+        events = list(router.invoke(PID, "invoke_llm", DATA, user_id="u"))
+    assert isinstance(events[-1], EndEvent)
+    assert router.cooldowns.kind(dead) == "connect"

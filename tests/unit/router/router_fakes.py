@@ -2,8 +2,8 @@
 
 A script maps a URL host to a queue of replies. A reply's body is a list of byte chunks,
 :class:`Wait` markers and exceptions. A ``Wait`` longer than the request's current read timeout
-(``request.extensions["timeout"]["read"]``, which the router updates before every read, as httpx
-records it) raises ``httpx.ReadTimeout``, like a socket that stays silent; a shorter one just
+(:func:`dify_lambda.router.transport.read_timeout`, which the router sets before every read)
+raises ``httpx.ReadTimeout``, like a socket that stays silent; a shorter one just
 advances the fake clock.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from dify_lambda import wire
+from dify_lambda.router.transport import read_timeout
 
 
 class FakeClock:
@@ -49,11 +50,6 @@ class Reply:
     header_wait: float = 0.0
 
 
-def _read_timeout(request: httpx.Request) -> float | None:
-    value = request.extensions.get("timeout", {}).get("read")
-    return float(value) if value is not None else None
-
-
 class _Body(httpx.SyncByteStream):
     def __init__(
         self, parts: list[bytes | Wait | BaseException], request: httpx.Request, clock: FakeClock
@@ -66,7 +62,7 @@ class _Body(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         for part in self._parts:
             if isinstance(part, Wait):
-                limit = _read_timeout(self._request)
+                limit = read_timeout()
                 if limit is not None and part.seconds >= limit:
                     self._clock.advance(limit)
                     raise httpx.ReadTimeout("timed out", request=self._request)
@@ -99,7 +95,7 @@ class ScriptedTransport(httpx.BaseTransport):
         if isinstance(item, BaseException):
             raise item
         if item.header_wait:
-            limit = _read_timeout(request)
+            limit = read_timeout()
             if limit is not None and item.header_wait >= limit:
                 raise httpx.ReadTimeout("timed out", request=request)
             self.clock.advance(item.header_wait)

@@ -124,6 +124,31 @@ def test_throttling_fails_over_to_other_deployment_and_cools_down() -> None:
     assert transport.hosts() == [A, B, B]
 
 
+def test_error_carries_the_call_of_the_failing_attempt() -> None:
+    # A fails over to B, B breaks mid-stream: the error names B's attempt, session and call.
+    reset = httpx.ReadError("connection reset")
+    script = {A: [Reply(503)], B: [ok(stream({"n": 1}), reset)]}
+    router, _, _ = make_router(script, hosts=(A, B), rng=lambda: 0.0)
+    with pytest.raises(StreamInterruptedError) as info:
+        list(router.invoke(PLUGIN, "invoke_llm", DATA, user_id="u1", session_id="s-42"))
+    call = info.value.call
+    assert call is not None
+    assert (call.plugin_id, call.action, call.session_id) == (PLUGIN, "invoke_llm", "s-42")
+    assert (call.provider, call.model, call.url) == ("mockgpt", "m", f"https://{B}/")
+    assert info.value.delivered == 1
+
+
+def test_final_error_names_the_last_attempt_url() -> None:
+    script = {A: [Reply(502)] * 3, B: [Reply(502)] * 3}
+    router, transport, _ = make_router(script, hosts=(A, B), rng=lambda: 0.0)
+    with pytest.raises(RetryableError) as info:
+        run(router)
+    last = f"https://{transport.hosts()[-1]}/"
+    assert transport.hosts()[:2] == [A, B]
+    assert info.value.call is not None and info.value.call.url == last
+    assert str(info.value).endswith(f"from {last}")
+
+
 def test_x_amzn_error_type_under_200_is_retried() -> None:
     router, transport, _ = make_router(
         {A: [Reply(200, {"x-amzn-errortype": "Runtime.ExitError"}), ok(stream({"ok": True}), end())]}
