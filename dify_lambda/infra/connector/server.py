@@ -48,6 +48,13 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 DEFAULT_READ_TIMEOUT_S = 30.0
 #: ``listen()`` backlog: the stdlib default of 5 resets connections under a burst.
 LISTEN_BACKLOG = 128
+#: Connections served at once (one thread each). More are answered 503 at once, so a flood of idle
+#: connections cannot pile up threads; the daemon retries a failed launch.
+MAX_CONNECTIONS = 64
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 
 
@@ -76,6 +83,7 @@ class ConnectorServer(ThreadingHTTPServer):
         api_key: str,
         max_package_bytes: int,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if not api_key:
             raise ConnectorError("the connector API key is empty")
@@ -83,11 +91,41 @@ class ConnectorServer(ThreadingHTTPServer):
             raise ConnectorError("--max-package-mb must be positive")
         if read_timeout_s <= 0:
             raise ConnectorError("--read-timeout must be positive")
+        if max_connections <= 0:
+            raise ConnectorError("the connection cap must be positive")
         super().__init__(address, ConnectorHandler)
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.service = service
         self.api_key = api_key.encode()
         self.max_package_bytes = max_package_bytes
         self.read_timeout_s = read_timeout_s
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse_busy(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the connection's thread
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_busy(self, request: socket.socket, client_address: Any) -> None:
+        """503 without reading the request (this runs on the accepting thread: it must not wait)."""
+        logger.warning("refused a connection from %s: all connection slots are busy", client_address[0])
+        body = protocol.error_body("busy: too many open connections; retry shortly")
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                request.recv(65536)  # what already arrived, so closing does not reset the answer away
+            request.sendall(_BUSY % (len(body), body))
+        self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log instead of printing to stderr; a client dropping its connection is routine."""
@@ -111,6 +149,7 @@ def make_server(
     api_key: str,
     max_package_bytes: int,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> ConnectorServer:
     """Bind (``port`` 0 picks a free one); call ``serve_forever()`` on the result."""
     return ConnectorServer(
@@ -119,6 +158,7 @@ def make_server(
         api_key=api_key,
         max_package_bytes=max_package_bytes,
         read_timeout_s=read_timeout_s,
+        max_connections=max_connections,
     )
 
 

@@ -346,3 +346,48 @@ def test_a_traversing_context_filename_is_refused_and_writes_nothing(
     assert not [c for c in canaries if c.exists()]
     assert list(tmp_path.iterdir()) == [], "the launch's work directory holds nothing"
     assert aws.lambda_.list_functions()["Functions"] == []
+
+
+def test_connections_over_the_cap_get_503_at_once_and_slots_come_back(
+    aws: AwsClients, tmp_path: Path
+) -> None:
+    from dify_lambda.infra.connector.server import make_server
+    from dify_lambda.infra.connector.service import LaunchService
+    from dify_lambda.infra.deployer import Deployer
+
+    service = LaunchService(Deployer(aws), FakeBuilder(), work_root=tmp_path)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        service,
+        api_key=API_KEY,
+        max_package_bytes=1 << 20,
+        read_timeout_s=30,
+        max_connections=2,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    ping = f"GET /ping HTTP/1.1\r\nHost: x\r\nAuthorization: {API_KEY}\r\nConnection: close\r\n\r\n".encode()
+    try:
+        with Egress() as egress:
+            idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(2)]
+            # Both slots are held by silent clients: the next one is refused without waiting for them.
+            started = time.monotonic()
+            reply = _raw(port, ping, timeout=10)
+            assert time.monotonic() - started < 10
+            assert _status_and_error(reply) == (503, "busy: too many open connections; retry shortly")
+            assert b"Retry-After: 1" in reply
+            for sock in idle:
+                sock.close()
+            for _ in range(200):  # the handlers see the close and give their slots back
+                reply = _raw(port, ping, timeout=10)
+                if int(reply.split(b" ", 2)[1]) != 503:
+                    break
+                time.sleep(0.05)
+            assert int(reply.split(b" ", 2)[1]) == 200
+        egress.assert_only(port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
