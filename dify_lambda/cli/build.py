@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return 0
     mib = MIB
-    print(f"built {report.unique_identifier} for {report.runtime} {report.architecture}")
+    print(f"built {report.unique_identifier} for {report.function.runtime} {report.function.architecture}")
     print(
         f"  artifact  {result.artifact} ({report.sizes.zipped / mib:.1f} MB zipped, "
         f"{report.sizes.unzipped / mib:.1f} MB unzipped) sha256 {report.artifact_sha256}"
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if report.built_from_source:
         print(f"  built from source (--allow-sdist): {', '.join(report.built_from_source)}")
-    print(f"  memory    {report.memory_mb} MB ({report.memory_reason})")
+    print(f"  memory    {report.function.memory_mb} MB ({report.memory_reason})")
     print(f"  sdk       dify_plugin {report.sdk_version}")
     if report.tiktoken.get("status") == "shipped":
         print(

@@ -4,8 +4,8 @@
 - 1: an operation or check failed on valid input: a signature did not verify, a deploy or an AWS
   call failed, the system refused (permission denied), the output pipe closed.
 - 2: bad input: usage errors, invalid options (a --port already in use included), missing input
-  files, an invalid or hostile package or route file, a plugin too large for Lambda, no AWS
-  credentials or region configured.
+  files, an invalid or hostile package or route file, an invalid or outdated build report, a plugin
+  too large for Lambda, no AWS credentials or region configured.
 - 130: interrupted (Ctrl-C).
 
 No traceback reaches the user unless ``--debug`` is given; messages never echo secrets or input
@@ -36,6 +36,7 @@ EXIT_INTERRUPTED: Final = 130
 #: Errors that mean "the input was wrong", by class name so this module imports no heavy parts.
 _BAD_INPUT_NAMES = frozenset(
     {
+        "BuildOutputError",  # infra: the build directory's report is missing, invalid or outdated
         "FunctionNameError",  # infra: --name is not a valid Lambda name
         "RegionError",  # infra: no region configured
         "InvalidRouteTableError",  # router: route file is not a valid table

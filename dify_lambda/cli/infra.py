@@ -58,7 +58,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         type=function_name,
         help="function name (must start with dify-; default dify-<author>-<name>-<version>)",
     )
-    d.add_argument("--url-auth", choices=("AWS_IAM", "NONE"), default="AWS_IAM", help="function URL AuthType")
+    d.add_argument(
+        "--url-auth",
+        choices=("AWS_IAM", "NONE"),
+        help="function URL AuthType (default: the build's, AWS_IAM)",
+    )
     d.add_argument(
         "--principal",
         action="append",
@@ -234,7 +238,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             progress(f"building {package.unique_identifier} into {out_dir}")
             builder = packaging_builder(arch=args.arch, python=args.python, cache_dir=args.cache_dir)
             artifact = builder(
-                BuildRequest(package=package, out_dir=out_dir, url_auth=args.url_auth), progress
+                BuildRequest(package=package, out_dir=out_dir, url_auth=args.url_auth or "AWS_IAM"), progress
             )
         deployer = _deployer(args, bucket=args.bucket, create_bucket=not args.no_create_bucket)
         options = DeployOptions(

@@ -113,7 +113,8 @@ def tree_evidence(root: Path) -> list[Evidence]:
 def report_evidence(report: Mapping[str, Any] | None, name: str) -> Evidence | None:
     if not report:
         return None
-    arch = report.get("architecture")
+    function = report.get("function")  # the recorded FunctionSpec (report schema 2)
+    arch = function.get("architecture") if isinstance(function, Mapping) else None
     python = report.get("python")
     return Evidence(name, str(arch) if arch else None, str(python) if python else None)
 

@@ -10,7 +10,7 @@ Examples
 
 from __future__ import annotations
 
-from dify_lambda.infra.artifact import BuiltArtifact, FunctionSettings, settings_from_template
+from dify_lambda.infra.artifact import BuiltArtifact
 from dify_lambda.infra.aws import AwsClients
 from dify_lambda.infra.builder import BuildRequest, load_build_output, packaging_builder
 from dify_lambda.infra.deployer import Deployer
@@ -25,11 +25,9 @@ __all__ = [
     "DeployResult",
     "DeployedFunction",
     "Deployer",
-    "FunctionSettings",
     "RollbackResult",
     "load_build_output",
     "packaging_builder",
     "publish_to_file",
     "publish_to_ssm",
-    "settings_from_template",
 ]

@@ -13,18 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any
 
 from dify_lambda.infra.artifact import Progress
 from dify_lambda.infra.models import UrlAuth
+from dify_lambda.packaging.spec import INVOKE_MODE
 from dify_lambda.wire import ALIAS_NAME
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-__all__ = ["INVOKE_MODE", "SID_PREFIX", "Statement", "desired_statements", "ensure_permissions", "ensure_url"]
+__all__ = ["SID_PREFIX", "Statement", "desired_statements", "ensure_permissions", "ensure_url"]
 
-INVOKE_MODE: Final[Literal["RESPONSE_STREAM"]] = "RESPONSE_STREAM"
 SID_PREFIX = "dify-lambda-"
 
 

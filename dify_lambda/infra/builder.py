@@ -2,29 +2,25 @@
 
 Infra code depends on :class:`Builder` (a callable), never on the builder's internals: the
 connector and the ``deploy`` command get :func:`packaging_builder` by default, tests inject a fast
-fake that writes a small zip.
+fake that writes a small zip. A finished build directory is read back by :func:`load_build_output`
+from its ``build-report.json`` alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from dify_lambda.infra.artifact import BuiltArtifact, Progress, settings_from_template
-from dify_lambda.infra.errors import DeployError
-from dify_lambda.packaging.build import REPORT_FILE, TEMPLATE_FILE
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = [
-    "BuildRequest",
-    "Builder",
-    "artifact_from_build",
-    "load_build_output",
-    "load_template_file",
-    "packaging_builder",
-]
+from dify_lambda.infra.artifact import BuiltArtifact, Progress
+from dify_lambda.infra.errors import BuildOutputError
+from dify_lambda.packaging.build.report import REPORT_FILE, REPORT_SCHEMA
+from dify_lambda.packaging.spec import FunctionSpec, UrlAuth
+
+__all__ = ["BuildRequest", "Builder", "artifact_from_report", "load_build_output", "packaging_builder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,71 +32,58 @@ class BuildRequest:
 
     package: Any
     out_dir: Path
-    url_auth: str = "AWS_IAM"
+    url_auth: UrlAuth = "AWS_IAM"
 
 
 class Builder(Protocol):
     def __call__(self, request: BuildRequest, progress: Progress) -> BuiltArtifact: ...
 
 
-def _template_of(result: Any) -> Mapping[str, Any]:
-    template = getattr(result, "template", None)
-    if isinstance(template, Mapping):
-        return template
-    if isinstance(template, str | Path):
-        return load_template_file(Path(template))
-    return {}
+class _DeployedPart(BaseModel):
+    """The part of ``build-report.json`` a deploy reads (the rest is for people and ``serve``)."""
 
+    model_config = ConfigDict(frozen=True)
 
-def load_template_file(path: Path) -> Mapping[str, Any]:
-    """Read the builder's ``template.yaml`` (short-form intrinsics allowed)."""
-    from dify_lambda.packaging.sam import load_template
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeployError(f"{path}: cannot read the template ({exc.strerror or exc})") from None
-    return load_template(text, str(path))
+    plugin_id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    checksum: str = Field(min_length=1)
+    providers: tuple[str, ...] = ()
+    artifact: str = Field(min_length=1)
+    function: FunctionSpec
 
 
 def load_build_output(out_dir: Path) -> BuiltArtifact:
-    """A :class:`BuiltArtifact` from a ``dify-lambda build`` output directory.
-
-    Reads ``build-report.json`` (identity), ``template.yaml`` (function settings) and the artifact.
-    """
-    report_path = out_dir / REPORT_FILE
+    """A :class:`BuiltArtifact` from a ``dify-lambda build`` output directory's report and artifact."""
+    path = out_dir / REPORT_FILE
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
+        report = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise DeployError(f"{report_path}: cannot read the build report ({exc.strerror or exc})") from None
-    except json.JSONDecodeError:
-        raise DeployError(f"{report_path}: the build report is not JSON") from None
-    missing = [k for k in ("plugin_id", "version", "checksum", "artifact") if not report.get(k)]
-    if missing:
-        raise DeployError(f"{report_path}: the build report lacks {', '.join(missing)}")
-    artifact = out_dir / str(report["artifact"])
-    if not artifact.is_file():
-        raise DeployError(f"{artifact}: the artifact named by the build report does not exist")
-    return BuiltArtifact(
-        path=artifact,
-        plugin_id=str(report["plugin_id"]),
-        version=str(report["version"]),
-        checksum=str(report["checksum"]),
-        providers=tuple(str(p) for p in report.get("providers") or ()),
-        settings=settings_from_template(load_template_file(out_dir / TEMPLATE_FILE)),
-    )
+        raise BuildOutputError(f"{path}: cannot read the build report ({exc.strerror or exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BuildOutputError(f"{path}: the build report is not JSON") from None
+    artifact = artifact_from_report(report, out_dir, str(path))
+    if not artifact.path.is_file():
+        raise BuildOutputError(f"{artifact.path}: the artifact named by the build report does not exist")
+    return artifact
 
 
-def artifact_from_build(result: Any, package: Any) -> BuiltArtifact:
-    """Map the builder's result plus the package identity onto what the deployer needs."""
-    providers = tuple(str(getattr(p, "name", p)) for p in getattr(package, "providers", ()))
+def artifact_from_report(report: object, out_dir: Path, source: str) -> BuiltArtifact:
+    """The artifact a parsed report describes (``source`` names it in errors).
+
+    A report of another schema (an older dify-lambda wrote it) is refused: rebuilding is the fix.
+    """
+    if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA:
+        raise BuildOutputError(
+            f"{source}: not a report of this dify-lambda's build (report schema {REPORT_SCHEMA}): "
+            "rebuild with `dify-lambda build`, or deploy the .difypkg itself"
+        )
+    try:
+        part = _DeployedPart.model_validate(report)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BuildOutputError(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     return BuiltArtifact(
-        path=Path(result.artifact),
-        plugin_id=package.plugin_id,
-        version=str(package.manifest.version),
-        checksum=package.checksum,
-        providers=providers,
-        settings=settings_from_template(_template_of(result)),
+        out_dir / part.artifact, part.plugin_id, part.version, part.checksum, part.function, part.providers
     )
 
 
@@ -124,6 +107,7 @@ def packaging_builder(
             cache_dir=cache_dir,
         )
         result = packaging_build.build(request.package, request.out_dir, options, progress=progress)
-        return artifact_from_build(result, request.package)
+        r = result.report
+        return BuiltArtifact(result.artifact, r.plugin_id, r.version, r.checksum, r.function, r.providers)
 
     return run

@@ -52,11 +52,10 @@ def desired_environment(
     current: Mapping[str, str],
     new_secret: Callable[[], str],
 ) -> dict[str, str]:
-    """The function's environment: the template's, the options', and the NONE-auth path secret."""
-    env = dict(artifact.settings.environment)
-    env.update(options.environment)
-    env[wire.ENV_URL_AUTH] = options.url_auth
-    if options.url_auth == "NONE":
+    """The function's environment: the build's, the options', and the NONE-auth path secret."""
+    env = {**artifact.spec.environment, **options.environment}
+    env[wire.ENV_URL_AUTH] = auth = options.url_auth or artifact.spec.url_auth
+    if auth == "NONE":
         if not any(env.get(v) for v in SECRET_VARIABLES):
             # Keep the function's secret across redeploys (callers hold it); rotate on request.
             kept = None if options.rotate_secret else current.get(wire.ENV_SECRET)
@@ -76,23 +75,23 @@ def desired_state(
     new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
 ) -> Desired:
     """What ``name`` should look like for ``artifact`` deployed with ``options``."""
-    settings = artifact.settings
+    spec, auth = artifact.spec, options.url_auth or artifact.spec.url_auth
     current_env = remote.latest.config.environment if remote.latest is not None else {}
     config = FunctionConfig(
-        runtime=settings.runtime,
-        handler=settings.handler,
-        memory_mb=options.memory_mb or settings.memory_mb,
-        timeout_s=options.timeout_s or settings.timeout_s,
-        architectures=(settings.architecture,),
+        runtime=spec.runtime,
+        handler=spec.handler,
+        memory_mb=options.memory_mb or spec.memory_mb,
+        timeout_s=options.timeout_s or spec.timeout,
+        architectures=(spec.architecture,),
         environment=desired_environment(artifact, options, current_env, new_secret),
     )
     return Desired(
         name=name,
         code_sha256=artifact.code_sha256(),
         config=config,
-        tags=plugin_tags(artifact, options.url_auth),
-        url_auth=options.url_auth,
-        statements=tuple(access.desired_statements(options.url_auth, options.principals)),
+        tags=plugin_tags(artifact, auth),
+        url_auth=auth,
+        statements=tuple(access.desired_statements(auth, options.principals)),
         description=artifact.unique_identifier,
         role_arn=options.role_arn,
         create_role=options.create_role,
@@ -134,8 +133,9 @@ class Deployer:
     # --- names and lookups ---------------------------------------------------------------------
 
     def name_for(self, artifact: BuiltArtifact, options: DeployOptions) -> str:
-        if options.name:
-            return validate_function_name(options.name)
+        name = options.name or artifact.spec.function_name
+        if name:
+            return validate_function_name(name)
         return function_name(
             artifact.plugin_id, artifact.version, artifact.checksum, with_checksum=options.per_checksum_name
         )
@@ -204,7 +204,7 @@ class Deployer:
             version=version,
             previous_version=the_plan.previous_version,
             url=url,
-            url_auth=options.url_auth,
+            url_auth=desired.url_auth,
             plugin_id=artifact.plugin_id,
             unique_identifier=artifact.unique_identifier,
             checksum=artifact.checksum,

@@ -4,6 +4,7 @@
 
     InfraError
     ├── DeployError              a deploy step failed (the AWS error code is named, never secrets)
+    │   ├── BuildOutputError         a build directory's report is missing, invalid or of another schema
     │   ├── RegionError              no region given and none in the environment
     │   ├── FunctionNameError        an explicit or derived function name is not a valid Lambda name
     │   ├── WaitTimeoutError         the function did not become active/updated in time
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dify_lambda.errors import DeployError, InfraError
 
 __all__ = [
+    "BuildOutputError",
     "ConnectorError",
     "DeployError",
     "FunctionNameError",
@@ -27,6 +29,10 @@ __all__ = [
     "RoutePublishError",
     "WaitTimeoutError",
 ]
+
+
+class BuildOutputError(DeployError):
+    """A build output directory cannot be deployed: its report is missing, invalid or of another schema."""
 
 
 class RegionError(DeployError):

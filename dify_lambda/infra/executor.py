@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dify_lambda.infra import access, versions
+from dify_lambda.infra import versions
 from dify_lambda.infra.artifact import BuiltArtifact, Progress
 from dify_lambda.infra.aws import AwsClients, error_code
 from dify_lambda.infra.code import CodeSource, discard_code, prepare_code
@@ -37,6 +37,7 @@ from dify_lambda.infra.plan import (
     UpdateUrl,
 )
 from dify_lambda.infra.role import attach_policy, create_role, delete_role
+from dify_lambda.packaging.spec import INVOKE_MODE
 from dify_lambda.wire import ALIAS_NAME
 
 __all__ = ["Executor", "Outcome"]
@@ -164,7 +165,7 @@ class Executor:
             self._point_alias(name, step, out)
         elif isinstance(step, CreateUrl):
             out.url = self.lam.create_function_url_config(
-                FunctionName=name, Qualifier=ALIAS_NAME, AuthType=step.auth, InvokeMode=access.INVOKE_MODE
+                FunctionName=name, Qualifier=ALIAS_NAME, AuthType=step.auth, InvokeMode=INVOKE_MODE
             )["FunctionUrl"]
             self._undo.append(
                 _Undo(
@@ -175,7 +176,7 @@ class Executor:
             self.progress(f"created function URL ({step.auth}) on alias {ALIAS_NAME}")
         elif isinstance(step, UpdateUrl):
             out.url = self.lam.update_function_url_config(
-                FunctionName=name, Qualifier=ALIAS_NAME, AuthType=step.auth, InvokeMode=access.INVOKE_MODE
+                FunctionName=name, Qualifier=ALIAS_NAME, AuthType=step.auth, InvokeMode=INVOKE_MODE
             )["FunctionUrl"]
             self.progress(f"updated function URL to {step.auth}")
         elif isinstance(step, RemovePermission):

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dify_lambda.packaging.spec import UrlAuth
 from dify_lambda.wire import ALIAS_NAME
 
 __all__ = [
-    "URL_AUTH_TYPES",
     "DeployOptions",
     "DeployResult",
     "DeployedFunction",
@@ -18,8 +18,6 @@ __all__ = [
     "UrlAuth",
 ]
 
-UrlAuth = Literal["AWS_IAM", "NONE"]
-URL_AUTH_TYPES: tuple[UrlAuth, ...] = ("AWS_IAM", "NONE")
 DeployStatus = Literal["created", "updated", "unchanged"]
 
 
@@ -32,14 +30,16 @@ class DeployOptions:
     leave it out and the deployer keeps the function's current secret or generates one.
     """
 
+    #: Default: the build's ``--function-name``, else one derived from the plugin (infra.naming).
     name: str | None = None
-    url_auth: UrlAuth = "AWS_IAM"
+    #: Default: the build's (its ``--url-auth``).
+    url_auth: UrlAuth | None = None
     #: Caller ARNs granted ``lambda:InvokeFunctionUrl`` and ``lambda:InvokeFunction`` (AWS_IAM).
     principals: tuple[str, ...] = ()
     #: Execution role; when unset the deployer creates ``dify-lambda-<function>`` (if allowed).
     role_arn: str | None = None
     create_role: bool = True
-    #: Extra environment, applied over the template's.
+    #: Extra environment, applied over the build's.
     environment: Mapping[str, str] = field(default_factory=dict)
     memory_mb: int | None = None
     timeout_s: int | None = None

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dify_lambda.infra.access import INVOKE_MODE, Statement
+from dify_lambda.infra.access import Statement
 from dify_lambda.infra.errors import DeployError
 from dify_lambda.infra.models import UrlAuth
+from dify_lambda.packaging.spec import INVOKE_MODE
 
 __all__ = [
     "AddPermission",

@@ -99,42 +99,29 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def build_dir(root: Path, checksum: str, content: bytes) -> Path:
-    """A hand-made `dify-lambda build` output: report, template and artifact."""
+def build_dir(root: Path, checksum: str, content: bytes, *, schema: int = 2) -> Path:
+    """A hand-made `dify-lambda build` output: the artifact and the report's deploy part."""
     root.mkdir(parents=True)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         zf.writestr("plugin/main.py", content)
     (root / "artifact.zip").write_bytes(out.getvalue())
     report = {
+        "schema": schema,
         "plugin_id": "acme/tiny",
         "version": "0.0.1",
         "checksum": checksum,
         "providers": ["tiny"],
         "artifact": "artifact.zip",
+        "function": {
+            "runtime": "python3.12",
+            "architecture": "x86_64",
+            "memory_mb": 256,
+            "timeout": 60,
+            "environment": {"INSTALL_METHOD": "serverless", "FROM_THE_REPORT": "yes"},
+        },
     }
     (root / "build-report.json").write_text(json.dumps(report))
-    template = {
-        "Resources": {
-            "Fn": {
-                "Type": "AWS::Serverless::Function",
-                "Properties": {
-                    "Runtime": "python3.12",
-                    "Architectures": ["x86_64"],
-                    "MemorySize": 256,
-                    "Timeout": 60,
-                    "Handler": "dify_lambda.handlers.buffered.lambda_handler",
-                    "Environment": {
-                        "Variables": {
-                            "INSTALL_METHOD": "serverless",
-                            "DIFY_LAMBDA_URL_AUTH": {"Ref": "AuthType"},
-                        }
-                    },
-                },
-            }
-        }
-    }
-    (root / "template.yaml").write_text(yaml.safe_dump(template))
     return root
 
 
@@ -150,6 +137,11 @@ def test_deploy_ls_rollback(env: dict[str, str], tmp_path: Path) -> None:
     assert created.stdout.startswith("created: acme/tiny:0.0.1@" + "ab" * 32)
     assert "dify-acme-tiny-0-0-1" in created.stdout
     assert created.stderr.strip(), "progress lines are printed while it works"
+    cfg = client(env, "lambda").get_function_configuration(FunctionName="dify-acme-tiny-0-0-1")
+    assert (cfg["MemorySize"], cfg["Timeout"], cfg["Architectures"]) == (256, 60, ["x86_64"]), (
+        "the report's spec"
+    )
+    assert cfg["Environment"]["Variables"]["FROM_THE_REPORT"] == "yes"
     table = yaml.safe_load(routes.read_text())
     [deployment] = table["routes"]["acme/tiny"]["deployments"]
     assert deployment["auth"] == "iam"
@@ -246,6 +238,10 @@ def test_deploy_errors_are_one_clear_line(env: dict[str, str], tmp_path: Path) -
     bad_name = run(env, "deploy", str(build_dir(tmp_path / "b", "ab" * 32, b"x")), "--name", "other-fn")
     assert bad_name.returncode == 2
     assert "must start with 'dify-'" in bad_name.stderr
+    old = run(env, "deploy", str(build_dir(tmp_path / "old", "ab" * 32, b"x", schema=1)))
+    assert old.returncode == 2
+    assert len(old.stderr.strip().splitlines()) == 1
+    assert "build-report.json" in old.stderr and "rebuild with `dify-lambda build`" in old.stderr
     no_region = run({k: v for k, v in env.items() if k != "AWS_REGION"}, "ls")
     assert no_region.returncode == 2
     assert "--region" in no_region.stderr

@@ -287,7 +287,7 @@ def test_an_artifact_built_for_another_arch_is_refused_in_one_line(
     other = "arm64" if host_arch() == "x86_64" else "x86_64"
     build = _copy_build(built_mockgpt, tmp_path / "foreign")
     report = json.loads((build / "build-report.json").read_text())
-    report["architecture"] = other
+    report["function"]["architecture"] = other
     (build / "build-report.json").write_text(json.dumps(report))
     proc = _run_serve(str(build), "--port", "0", "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 2

@@ -11,8 +11,9 @@ Output directory::
     artifact.zip        the Lambda code (deterministic: same inputs, same SHA-256)
     template.yaml       SAM template, CodeUri: artifact.zip
     samconfig.toml      stack name, CAPABILITY_IAM, resolve_s3
-    build-report.json   identity, sizes, dependencies, timings, cache and compile status,
-                        the SDK version, tiktoken data and the smoke init's providers and models
+    build-report.json   identity, the function spec ``dify-lambda deploy`` creates, sizes,
+                        dependencies, timings, cache and compile status, the SDK version, tiktoken
+                        data and the smoke init's providers and models
 
 After resolving dependencies the build proves the artifact can start: the resolved ``dify_plugin``
 must be inside the handler's range (``CheckSdk``) and, when this host can run the target, the
@@ -30,12 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dify_lambda.errors import BuildError
-from dify_lambda.packaging.build.app import (
-    ApplicationFiles,
-    function_environment,
-    render_application,
-    write_application,
-)
+from dify_lambda.packaging.build.app import function_spec, render_application, write_application
 from dify_lambda.packaging.build.artifact import (
     ArtifactEntry,
     check_unzipped_size,
@@ -90,6 +86,10 @@ __all__ = [
 #: Lambda accepts at most 50 MB (MiB) zipped through the API; larger zips must come from S3
 #: (the builder notes it, the deployer switches to an S3 upload).
 DIRECT_UPLOAD_LIMIT = 50 * MIB
+OVERLAY_NOTE = (
+    "--template-overlay shapes template.yaml (sam deploy) only: `dify-lambda deploy` creates the function "
+    "from this report's function spec (its --env, --memory and --timeout adjust it)"
+)
 
 
 @dataclass(frozen=True)
@@ -244,19 +244,14 @@ def build(
             # The cached dependency tree keeps its deflated files for the next build (same bytes out).
             zipped, sha256 = write_zip(entries, built_zip, deps.root if options.use_cache else None)
         with timer.step("RenderTemplate"):
-            files: ApplicationFiles = render_application(
-                pkg,
-                target,
-                options,
-                code_uri=ARTIFACT_FILE,
-                tiktoken_cache_dir=TIKTOKEN_LAMBDA_DIR if tiktoken_files else None,
-            )
+            spec = function_spec(target, options, TIKTOKEN_LAMBDA_DIR if tiktoken_files else None)
+            files = render_application(pkg, spec, options, ARTIFACT_FILE)
         if options.smoke:
             with timer.step("SmokeInit"):
                 smoke = smoke_init(
                     built_zip,
                     target,
-                    function_environment(files.template),
+                    dict(spec.environment),
                     SmokeCache(options.cache_dir or default_cache_dir()) if options.use_cache else None,
                     sha256,
                 )
@@ -290,11 +285,7 @@ def build(
         providers=tuple(p.name for p in pkg.providers),
         checksum=pkg.checksum,
         python=target.python,
-        runtime=target.runtime,
-        architecture=target.arch,
-        memory_mb=target.memory_mb,
-        timeout=target.timeout,
-        url_auth=target.url_auth,
+        function=spec,
         artifact=ARTIFACT_FILE,
         artifact_sha256=sha256,
         sizes=Sizes(
@@ -320,12 +311,12 @@ def build(
         ),
         pruned_paths=int(deps.meta.get("pruned_paths", 0)),
         pruned_bytes=int(deps.meta.get("pruned_bytes", 0)),
-        code_uri=ARTIFACT_FILE,
         notes=(
             *deps.meta.get("notes", []),
             *_notes(zipped, tiktoken, smoke, unknown_imports),
             *_fit_note(uncompiled),
             *([target.python_note] if target.python_note else []),
+            *([OVERLAY_NOTE] if options.template_overlay else []),
         ),
         memory_reason=target.memory_reason,
         sdk_version=sdk_version,

@@ -23,6 +23,7 @@ from pathlib import Path
 from dify_lambda import wire
 from dify_lambda.errors import UnsupportedTargetError
 from dify_lambda.packaging.layout import default_cache_dir
+from dify_lambda.packaging.spec import URL_AUTH_TYPES, UrlAuth
 
 __all__ = [
     "ARCHITECTURES",
@@ -44,7 +45,6 @@ __all__ = [
 #: Lambda architecture -> the manifest's ``meta.arch`` spelling.
 ARCHITECTURES: Mapping[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
 PYTHON_VERSIONS = ("3.12", "3.13")
-URL_AUTH_TYPES = ("AWS_IAM", "NONE")
 #: Dependency resolvers: uv (default: same resolved set as pip here, several times faster) or pip.
 RESOLVERS = ("uv", "pip")
 MIN_MEMORY_MB = 128
@@ -64,7 +64,7 @@ class BuildOptions:
     python: str | None = None
     memory_mb: int | None = None
     timeout: int = MAX_TIMEOUT_S
-    url_auth: str = "AWS_IAM"
+    url_auth: UrlAuth = "AWS_IAM"
     snapstart: bool = False
     template_overlay: Path | None = None
     cache_dir: Path | None = None
@@ -101,7 +101,7 @@ class Target:
     python: str
     memory_mb: int
     timeout: int
-    url_auth: str
+    url_auth: UrlAuth
     #: Why ``memory_mb`` has its value (printed by the build, kept in the report).
     memory_reason: str = ""
     #: Set when the manifest's runner version was not a served Python (a note in the report).

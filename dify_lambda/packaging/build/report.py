@@ -1,4 +1,9 @@
-"""``build-report.json``: what was built, from what, how big, and how long it took."""
+"""``build-report.json``: what was built, from what, how big, and how long it took.
+
+``function`` records the resolved :class:`~dify_lambda.packaging.spec.FunctionSpec`: ``dify-lambda
+deploy`` creates the function from it. :data:`REPORT_SCHEMA` changes whenever a reader of the
+report would misread an older one; readers refuse any other value.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dify_lambda.packaging.layout import REPORT_FILE
+from dify_lambda.packaging.spec import FunctionSpec
 
-__all__ = ["REPORT_FILE", "BuildReport", "CompileStatus", "Dependency", "Sizes"]
+__all__ = ["REPORT_FILE", "REPORT_SCHEMA", "BuildReport", "CompileStatus", "Dependency", "Sizes"]
 
-REPORT_SCHEMA = 1
+#: 2: the function settings moved into ``function`` (a FunctionSpec); ``code_uri`` is ``artifact``.
+REPORT_SCHEMA = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,7 @@ class BuildReport:
     providers: tuple[str, ...]
     checksum: str
     python: str
-    runtime: str
-    architecture: str
-    memory_mb: int
-    timeout: int
-    url_auth: str
+    function: FunctionSpec
     artifact: str
     artifact_sha256: str
     sizes: Sizes
@@ -69,7 +72,6 @@ class BuildReport:
     compile: CompileStatus
     pruned_paths: int
     pruned_bytes: int
-    code_uri: str
     notes: tuple[str, ...] = ()
     steps: tuple[tuple[str, float], ...] = field(default=())
     #: The dependency resolver used (``uv`` or ``pip``).

@@ -12,7 +12,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dify_lambda.packaging.build.app import ApplicationFiles, render_application, write_application
+from dify_lambda.packaging.build.app import (
+    ApplicationFiles,
+    function_spec,
+    render_application,
+    write_application,
+)
 from dify_lambda.packaging.build.options import BuildOptions
 from dify_lambda.packaging.build.tiktoken_data import TIKTOKEN_LAMBDA_DIR
 
@@ -30,9 +35,8 @@ def root_application(repo_root: Path) -> ApplicationFiles:
     package = open_package(repo_root / ROOT_PLUGIN)
     options = BuildOptions()
     # dify_plugin depends on tiktoken, so the build ships its files and sets the variable.
-    return render_application(
-        package, target_for(package, options), options, ROOT_CODE_URI, tiktoken_cache_dir=TIKTOKEN_LAMBDA_DIR
-    )
+    spec = function_spec(target_for(package, options), options, TIKTOKEN_LAMBDA_DIR)
+    return render_application(package, spec, options, ROOT_CODE_URI)
 
 
 def main(argv: list[str] | None = None) -> int:

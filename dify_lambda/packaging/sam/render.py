@@ -20,15 +20,16 @@ October 2025 (``lambda:InvokeFunctionUrl`` with ``FunctionUrlAuthType: NONE`` an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from dify_lambda import wire
-from dify_lambda.packaging.sam.model import FunctionSpec
+from dify_lambda.packaging.spec import INVOKE_MODE, FunctionSpec
 
-__all__ = ["EXEC_WRAPPER", "PLUGIN_ROOT", "render_sam"]
+__all__ = ["DEFAULT_LOGICAL_ID", "render_sam"]
 
-EXEC_WRAPPER = f"{wire.LAMBDA_TASK_ROOT}/{wire.EXEC_WRAPPER}"
-PLUGIN_ROOT = f"{wire.LAMBDA_TASK_ROOT}/{wire.PLUGIN_DIR}"
+#: The function's logical id in the template (serve finds the function by it).
+DEFAULT_LOGICAL_ID = "PluginFunction"
 _NO_VALUE = {"Ref": "AWS::NoValue"}
 _OTHER_SECRET_SOURCES = (wire.ENV_SECRET, wire.ENV_SECRET_PARAMETER)
 
@@ -46,7 +47,7 @@ def _parameters(spec: FunctionSpec) -> dict[str, Any]:
         "AuthType": {
             "Type": "String",
             "AllowedValues": ["AWS_IAM", "NONE"],
-            "Default": spec.url_auth_default,
+            "Default": spec.url_auth,
             "Description": "Function URL auth: AWS_IAM (SigV4-signed callers) or NONE (shared secret)",
         },
         "InvokerPrincipal": {
@@ -68,38 +69,24 @@ def _parameters(spec: FunctionSpec) -> dict[str, Any]:
 
 
 def _environment(spec: FunctionSpec) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "AWS_LAMBDA_EXEC_WRAPPER": EXEC_WRAPPER,
-        wire.ENV_PLUGIN_ROOT: PLUGIN_ROOT,
+    return {
         wire.ENV_URL_AUTH: _ref("AuthType"),
         wire.ENV_ALLOWED_PRINCIPALS: _ref("AllowedPrincipals"),
         wire.ENV_SECRET_ARN: {"Fn::If": ["HasSharedSecret", _ref("SharedSecretArn"), _NO_VALUE]},
-        "INSTALL_METHOD": "serverless",
+        **spec.environment,
     }
-    if spec.tiktoken_cache_dir:
-        env["TIKTOKEN_CACHE_DIR"] = spec.tiktoken_cache_dir
-    env.update(dict(sorted(spec.environment.items())))
-    return env
 
 
-def _tags(spec: FunctionSpec) -> dict[str, Any]:
-    identity = wire.identity_tags(
-        plugin_id=spec.plugin_id,
-        unique_identifier=spec.unique_identifier,
-        checksum=spec.checksum,
-        providers=spec.providers,
-    )
-    return {**identity, wire.TAG_AUTH: _ref("AuthType")}
-
-
-def _function(spec: FunctionSpec) -> dict[str, Any]:
+def _function(
+    spec: FunctionSpec, plugin: wire.PluginIdentity, providers: Iterable[str], code_uri: str
+) -> dict[str, Any]:
     props: dict[str, Any] = {}
     if spec.function_name:
         props["FunctionName"] = spec.function_name
-    props["Description"] = spec.description or f"dify-lambda: {spec.unique_identifier}"[:256]
+    props["Description"] = f"dify-lambda: {plugin.unique_identifier}"[:256]
     props.update(
         {
-            "CodeUri": spec.code_uri,
+            "CodeUri": code_uri,
             "Handler": spec.handler,
             "Runtime": spec.runtime,
             "Architectures": [spec.architecture],
@@ -128,15 +115,15 @@ def _function(spec: FunctionSpec) -> dict[str, Any]:
             ]
         }
     ]
-    props["FunctionUrlConfig"] = {"AuthType": _ref("AuthType"), "InvokeMode": "RESPONSE_STREAM"}
-    props["Tags"] = _tags(spec)
+    props["FunctionUrlConfig"] = {"AuthType": _ref("AuthType"), "InvokeMode": INVOKE_MODE}
+    props["Tags"] = {**plugin.tags(providers), wire.TAG_AUTH: _ref("AuthType")}
     return {"Type": "AWS::Serverless::Function", "Properties": props}
 
 
-def _permission(spec: FunctionSpec, action: str) -> dict[str, Any]:
+def _permission(action: str) -> dict[str, Any]:
     props: dict[str, Any] = {
         "Action": action,
-        "FunctionName": _ref(f"{spec.logical_id}.Alias"),
+        "FunctionName": _ref(f"{DEFAULT_LOGICAL_ID}.Alias"),
         "Principal": _ref("InvokerPrincipal"),
     }
     if action == "lambda:InvokeFunctionUrl":
@@ -145,12 +132,12 @@ def _permission(spec: FunctionSpec, action: str) -> dict[str, Any]:
     return {"Type": "AWS::Lambda::Permission", "Condition": "HasInvokerPrincipal", "Properties": props}
 
 
-def _public_permission(spec: FunctionSpec, action: str) -> dict[str, Any]:
+def _public_permission(action: str) -> dict[str, Any]:
     # SAM only emits its public permissions for a literal ``AuthType: NONE``; with the parameter
     # the template grants them itself, under the same condition.
     props: dict[str, Any] = {
         "Action": action,
-        "FunctionName": _ref(f"{spec.logical_id}.Alias"),
+        "FunctionName": _ref(f"{DEFAULT_LOGICAL_ID}.Alias"),
         "Principal": "*",
     }
     if action == "lambda:InvokeFunctionUrl":
@@ -160,8 +147,8 @@ def _public_permission(spec: FunctionSpec, action: str) -> dict[str, Any]:
     return {"Type": "AWS::Lambda::Permission", "Condition": "IsPublicUrl", "Properties": props}
 
 
-def _outputs(spec: FunctionSpec) -> dict[str, Any]:
-    fn = spec.logical_id
+def _outputs(plugin: wire.PluginIdentity, providers: Iterable[str]) -> dict[str, Any]:
+    fn = DEFAULT_LOGICAL_ID
     return {
         wire.OUTPUT_FUNCTION_URL: {
             "Description": "Function URL (targets the live alias, streams responses)",
@@ -172,24 +159,27 @@ def _outputs(spec: FunctionSpec) -> dict[str, Any]:
             "Description": f"ARN of the {wire.ALIAS_NAME} alias",
             "Value": _ref(f"{fn}.Alias"),
         },
-        wire.OUTPUT_PLUGIN_ID: {"Description": "Plugin id (author/name)", "Value": spec.plugin_id},
+        wire.OUTPUT_PLUGIN_ID: {"Description": "Plugin id (author/name)", "Value": plugin.plugin_id},
         wire.OUTPUT_PROVIDERS: {
             "Description": "Model providers served, space separated",
-            "Value": wire.join_providers(spec.providers) or "-",
+            "Value": wire.join_providers(providers) or "-",
         },
         wire.OUTPUT_UNIQUE_IDENTIFIER: {
             "Description": "author/name:version@checksum",
-            "Value": spec.unique_identifier,
+            "Value": plugin.unique_identifier,
         },
     }
 
 
-def render_sam(spec: FunctionSpec) -> dict[str, Any]:
-    """The SAM template as a dict, keys in the order they are written."""
+def render_sam(
+    spec: FunctionSpec, plugin: wire.PluginIdentity, providers: tuple[str, ...], code_uri: str
+) -> dict[str, Any]:
+    """The SAM template of ``spec`` serving ``plugin`` from ``code_uri`` (relative to the template's
+    directory), as a dict with keys in the order they are written."""
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
-        "Description": f"dify-lambda plugin function for {spec.plugin_id}",
+        "Description": f"dify-lambda plugin function for {plugin.plugin_id}",
         "Parameters": _parameters(spec),
         "Conditions": {
             "HasInvokerPrincipal": _not_empty("InvokerPrincipal"),
@@ -211,11 +201,11 @@ def render_sam(spec: FunctionSpec) -> dict[str, Any]:
             }
         }
     template["Resources"] = {
-        spec.logical_id: _function(spec),
-        "InvokerUrlPermission": _permission(spec, "lambda:InvokeFunctionUrl"),
-        "InvokerInvokePermission": _permission(spec, "lambda:InvokeFunction"),
-        "PublicUrlPermission": _public_permission(spec, "lambda:InvokeFunctionUrl"),
-        "PublicInvokePermission": _public_permission(spec, "lambda:InvokeFunction"),
+        DEFAULT_LOGICAL_ID: _function(spec, plugin, providers, code_uri),
+        "InvokerUrlPermission": _permission("lambda:InvokeFunctionUrl"),
+        "InvokerInvokePermission": _permission("lambda:InvokeFunction"),
+        "PublicUrlPermission": _public_permission("lambda:InvokeFunctionUrl"),
+        "PublicInvokePermission": _public_permission("lambda:InvokeFunction"),
     }
-    template["Outputs"] = _outputs(spec)
+    template["Outputs"] = _outputs(plugin, providers)
     return template

@@ -15,6 +15,7 @@ import pytest
 from dify_lambda.packaging.build import BuildOptions, build
 from dify_lambda.packaging.build.runtime import FORBIDDEN_TOP_LEVEL
 from dify_lambda.packaging.interpreters import find_interpreter
+from dify_lambda.packaging.sam import load_template
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,7 @@ def test_report_matches_the_artifact(built, plugin: str, arch: str) -> None:
     assert report["plugin_id"] == f"dify-lambda/{plugin}"
     assert report["unique_identifier"].startswith(f"dify-lambda/{plugin}:")
     assert report["unique_identifier"].endswith("@" + report["checksum"])
-    assert report["architecture"] == arch
+    assert report["function"]["architecture"] == arch
     assert report["python"] == "3.12"
     assert report["providers"]
     names = {d["name"].lower().replace("_", "-") for d in report["dependencies"]}
@@ -94,6 +95,25 @@ def test_report_matches_the_artifact(built, plugin: str, arch: str) -> None:
         assert report["compile"]["plugin_and_runtime"] == "compiled"
     assert report["build_seconds"] > 0
     assert report["steps"][0]["step"] == "ReadPackage"
+    # The template is rendered from the spec the report records (what `dify-lambda deploy` creates).
+    props = load_template(result.template.read_text())["Resources"]["PluginFunction"]["Properties"]
+    fn = report["function"]
+    assert (
+        props["Runtime"],
+        props["Architectures"],
+        props["MemorySize"],
+        props["Timeout"],
+        props["Handler"],
+    ) == (
+        fn["runtime"],
+        [fn["architecture"]],
+        fn["memory_mb"],
+        fn["timeout"],
+        fn["handler"],
+    )
+    assert {k: v for k, v in props["Environment"]["Variables"].items() if isinstance(v, str)} == fn[
+        "environment"
+    ]
 
 
 def test_compiled_pyc_are_unchecked_hash_based(built) -> None:
@@ -199,7 +219,7 @@ def test_project_interpreter_is_not_the_target(built) -> None:
 
 def test_python_313_target(build_cache: Path, tmp_path: Path) -> None:
     result = build(PLUGINS / "mockgpt", tmp_path, BuildOptions(python="3.13", cache_dir=build_cache))
-    assert result.report.runtime == "python3.13"
+    assert result.report.function.runtime == "python3.13"
     assert "Runtime: python3.13" in result.template.read_text()
     with zipfile.ZipFile(result.artifact) as zf:
         names = zf.namelist()

@@ -11,7 +11,7 @@ import pytest
 
 from dify_lambda import wire
 from dify_lambda.packaging.build import ARTIFACT_FILE, BuildOptions, open_package, target_for
-from dify_lambda.packaging.build.app import render_application
+from dify_lambda.packaging.build.app import function_spec, render_application
 from dify_lambda.packaging.build.rootapp import ROOT_CODE_URI, root_application
 from dify_lambda.packaging.sam import load_template, to_yaml
 
@@ -42,7 +42,9 @@ def translate(template: dict[str, Any], parameters: dict[str, str] | None = None
 def render(plugin: str, **options: Any) -> dict[str, Any]:
     package = open_package(PLUGINS / plugin)
     opts = BuildOptions(**options)
-    return render_application(package, target_for(package, opts), opts, "artifact.zip").template
+    return render_application(
+        package, function_spec(target_for(package, opts), opts), opts, "artifact.zip"
+    ).template
 
 
 def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:

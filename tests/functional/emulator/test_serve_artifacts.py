@@ -63,7 +63,7 @@ def _build_dir(tmp_path: Path, *, arch: str | None = None, template: str | None 
     out.mkdir()
     zip_tree(tree, out / "artifact.zip")
     (out / "build-report.json").write_text(
-        json.dumps({"python": "3.12", "architecture": arch or host_arch()})
+        json.dumps({"python": "3.12", "function": {"architecture": arch or host_arch()}})
     )
     if template is not None:
         (out / "template.yaml").write_text(template)

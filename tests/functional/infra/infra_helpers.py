@@ -2,46 +2,53 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import threading
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from dify_lambda.infra.artifact import BuiltArtifact, FunctionSettings, Progress, settings_from_template
+from dify_lambda.infra.artifact import BuiltArtifact, Progress
 from dify_lambda.infra.aws import AwsClients
 from dify_lambda.infra.builder import BuildRequest
 from dify_lambda.infra.connector.server import ConnectorServer, make_server
 from dify_lambda.infra.connector.service import ConnectorSettings, LaunchService
 from dify_lambda.infra.deployer import Deployer
+from dify_lambda.packaging.build.report import REPORT_FILE, REPORT_SCHEMA
+from dify_lambda.packaging.spec import RUNTIME_ENVIRONMENT, FunctionSpec
 
 REGION = "us-east-1"
 MOTO_CONFIG: Any = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
 API_KEY = "test-connector-key-0123456789"
 
-#: What the builder's SAM template declares for the function (the parts the deployer copies).
-TEMPLATE: dict[str, Any] = {
-    "Resources": {
-        "PluginFunction": {
-            "Type": "AWS::Serverless::Function",
-            "Properties": {
-                "Runtime": "python3.12",
-                "Architectures": ["arm64"],
-                "MemorySize": 512,
-                "Timeout": 300,
-                "Handler": "dify_lambda.handlers.buffered.lambda_handler",
-                "Environment": {
-                    "Variables": {
-                        "AWS_LAMBDA_EXEC_WRAPPER": "/var/task/dify_lambda/handlers/exec_wrapper.sh",
-                        "DIFY_LAMBDA_PLUGIN_ROOT": "/var/task/plugin",
-                        "INSTALL_METHOD": "serverless",
-                        "DIFY_LAMBDA_URL_AUTH": {"Ref": "UrlAuth"},
-                    }
-                },
-            },
-        }
+#: The function the builder's report records (what the deployer creates).
+SPEC = FunctionSpec(
+    runtime="python3.12",
+    architecture="arm64",
+    memory_mb=512,
+    timeout=300,
+    environment={**RUNTIME_ENVIRONMENT, "PLUGIN_LOG_LEVEL": "INFO"},
+)
+
+
+def write_build_output(directory: Path, artifact: BuiltArtifact) -> Path:
+    """``directory`` as ``dify-lambda build`` leaves it for ``artifact``: the zip and the report's
+    deploy part (written through the builder's own BuildReport would need a real build)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "artifact.zip").write_bytes(artifact.path.read_bytes())
+    report = {
+        "schema": REPORT_SCHEMA,
+        "plugin_id": artifact.plugin_id,
+        "version": artifact.version,
+        "checksum": artifact.checksum,
+        "providers": list(artifact.providers),
+        "artifact": "artifact.zip",
+        "function": json.loads(json.dumps(dataclasses.asdict(artifact.spec))),
     }
-}
+    (directory / REPORT_FILE).write_text(json.dumps(report))
+    return directory
 
 
 class SleepCounter:
@@ -70,7 +77,7 @@ def make_artifact(
     checksum: str = "ab" * 32,
     providers: tuple[str, ...] = ("tiny",),
     content: bytes = b"print('v1')\n",
-    settings: FunctionSettings | None = None,
+    spec: FunctionSpec = SPEC,
 ) -> BuiltArtifact:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{checksum[:12]}-{len(content)}.zip"
@@ -81,12 +88,12 @@ def make_artifact(
         version=version,
         checksum=checksum,
         providers=providers,
-        settings=settings or settings_from_template(TEMPLATE),
+        spec=spec,
     )
 
 
 class FakeBuilder:
-    """Stands in for the packaging builder: a small zip derived from the package, template settings."""
+    """Stands in for the packaging builder: a small zip derived from the package, :data:`SPEC`."""
 
     def __init__(self, *, fail_with: Exception | None = None) -> None:
         self.calls: list[str] = []
@@ -111,7 +118,7 @@ class FakeBuilder:
             version=str(package.manifest.version),
             checksum=package.checksum,
             providers=tuple(p.name for p in package.providers),
-            settings=settings_from_template(TEMPLATE),
+            spec=SPEC,
         )
 
 

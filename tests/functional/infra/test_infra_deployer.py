@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_helpers import TEMPLATE, FailingLambda, SleepCounter, make_artifact
+from infra_helpers import SPEC, FailingLambda, SleepCounter, make_artifact, write_build_output
 
 from dify_lambda.infra.aws import AwsClients
+from dify_lambda.infra.builder import load_build_output
 from dify_lambda.infra.deployer import Deployer
-from dify_lambda.infra.errors import DeployError, NoPreviousVersionError
+from dify_lambda.infra.errors import BuildOutputError, DeployError, NoPreviousVersionError
 from dify_lambda.infra.models import DeployOptions
 from dify_lambda.infra.naming import role_name
 from dify_lambda.infra.role import BASIC_EXECUTION_POLICY
@@ -42,15 +44,14 @@ def test_first_deploy_creates_function_version_alias_url_and_tags(
     assert result.function_name == "dify-acme-tiny-0-0-1"
     assert lines, "progress lines are reported"
     cfg = aws.lambda_.get_function_configuration(FunctionName=result.function_name)
-    props = TEMPLATE["Resources"]["PluginFunction"]["Properties"]
-    assert cfg["Runtime"] == props["Runtime"]
-    assert cfg["Handler"] == props["Handler"]
-    assert cfg["MemorySize"] == props["MemorySize"]
-    assert cfg["Timeout"] == props["Timeout"]
-    assert cfg["Architectures"] == props["Architectures"]
+    assert cfg["Runtime"] == SPEC.runtime
+    assert cfg["Handler"] == SPEC.handler
+    assert cfg["MemorySize"] == SPEC.memory_mb
+    assert cfg["Timeout"] == SPEC.timeout
+    assert cfg["Architectures"] == [SPEC.architecture]
     env = cfg["Environment"]["Variables"]
-    for key in ("AWS_LAMBDA_EXEC_WRAPPER", "DIFY_LAMBDA_PLUGIN_ROOT", "INSTALL_METHOD"):
-        assert env[key] == props["Environment"]["Variables"][key]
+    for key in ("AWS_LAMBDA_EXEC_WRAPPER", "DIFY_LAMBDA_PLUGIN_ROOT", "INSTALL_METHOD", "PLUGIN_LOG_LEVEL"):
+        assert env[key] == SPEC.environment[key]
     assert env["DIFY_LAMBDA_URL_AUTH"] == "AWS_IAM"
     assert "DIFY_LAMBDA_SECRET" not in env
     assert cfg["CodeSha256"] == artifact.code_sha256()
@@ -260,3 +261,68 @@ def test_list_deployed_shows_plugin_version_alias_url_and_auth(
     assert other.endpoint == none_fn.endpoint
     assert deployer.find_by_checksum("cd" * 32) == other
     assert deployer.find_by_checksum("00" * 32) is None
+
+
+def test_a_build_directory_deploys_the_function_its_report_records(
+    aws: AwsClients, deployer: Deployer, tmp_path: Path
+) -> None:
+    spec = dataclasses.replace(
+        SPEC,
+        architecture="x86_64",
+        memory_mb=256,
+        timeout=60,
+        url_auth="NONE",
+        environment={**SPEC.environment, "FROM_THE_REPORT": "1"},
+        function_name="dify-from-the-report",
+    )
+    build = write_build_output(tmp_path / "out", make_artifact(tmp_path / "zip", spec=spec))
+    # A template beside the report is the SAM path's business: the deploy never reads it.
+    (build / "template.yaml").write_text("Resources: {Fn: {Properties: {MemorySize: 4096}}}\n")
+    artifact = load_build_output(build)
+    assert artifact.spec == spec
+
+    result = deployer.deploy(artifact)
+    assert (result.function_name, result.url_auth) == ("dify-from-the-report", "NONE")
+    cfg = aws.lambda_.get_function_configuration(FunctionName=result.function_name)
+    assert (cfg["MemorySize"], cfg["Timeout"], cfg["Architectures"]) == (256, 60, ["x86_64"])
+    env = cfg["Environment"]["Variables"]
+    assert (env["FROM_THE_REPORT"], env["DIFY_LAMBDA_URL_AUTH"]) == ("1", "NONE")
+    assert env["DIFY_LAMBDA_SECRET"], "the build's NONE auth gets its path secret"
+    # Options given at deploy time still win over the build's.
+    again = deployer.deploy(artifact, DeployOptions(url_auth="AWS_IAM", memory_mb=512))
+    cfg = aws.lambda_.get_function_configuration(FunctionName=again.function_name)
+    assert (again.url_auth, cfg["MemorySize"]) == ("AWS_IAM", 512)
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (None, "cannot read the build report"),
+        ("{not json", "the build report is not JSON"),
+        ('{"plugin_id": "acme/tiny", "runtime": "python3.12"}', "rebuild with `dify-lambda build`"),
+        ('{"schema": 1, "plugin_id": "acme/tiny"}', "rebuild with `dify-lambda build`"),
+        ("[2]", "rebuild with `dify-lambda build`"),
+        ("function.memory_mb", "function.memory_mb: Input should be a valid integer"),
+        ("function", "function: Field required"),
+        ("artifact", "the artifact named by the build report does not exist"),
+    ],
+)
+def test_a_missing_old_or_broken_report_is_refused_in_one_line(
+    tmp_path: Path, report: str | None, expected: str
+) -> None:
+    build = write_build_output(tmp_path / "out", make_artifact(tmp_path / "zip"))
+    path = build / "build-report.json"
+    good = json.loads(path.read_text())
+    if report is None:
+        path.unlink()
+    elif report == "function.memory_mb":
+        path.write_text(json.dumps({**good, "function": {**good["function"], "memory_mb": "lots"}}))
+    elif report in ("function", "artifact"):
+        path.write_text(json.dumps({k: v for k, v in good.items() if k != report} | {"artifact": "gone.zip"}))
+    else:
+        path.write_text(report)
+    with pytest.raises(BuildOutputError) as caught:
+        load_build_output(build)
+    message = str(caught.value)
+    assert expected in message and "\n" not in message
+    assert "lots" not in message, "input values are not echoed"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dify_lambda.errors import ArtifactTooLargeError, BuildError, DependencyResolutionError
+from dify_lambda.infra.builder import artifact_from_report
 from dify_lambda.packaging.build.artifact import (
     ArtifactEntry,
     check_unzipped_size,
@@ -26,8 +27,9 @@ from dify_lambda.packaging.build.deps import (
     uv_install_args,
 )
 from dify_lambda.packaging.build.options import Target
-from dify_lambda.packaging.build.report import BuildReport, CompileStatus, Dependency, Sizes
+from dify_lambda.packaging.build.report import REPORT_SCHEMA, BuildReport, CompileStatus, Dependency, Sizes
 from dify_lambda.packaging.build.runtime import _check_internal, imports_of, runtime_requirements
+from dify_lambda.packaging.spec import FunctionSpec
 
 X86 = Target("x86_64", "3.12", 256, 900, "AWS_IAM")
 ARM = Target("arm64", "3.13", 256, 900, "AWS_IAM")
@@ -169,6 +171,9 @@ def test_runtime_requirements_mapping() -> None:
     assert unknown == ("mystery",)
 
 
+SPEC = FunctionSpec("python3.12", "x86_64", 256, 900, url_auth="NONE", environment={"A": "1"})
+
+
 def test_report_serializes() -> None:
     report = BuildReport(
         plugin_id="a/b",
@@ -177,11 +182,7 @@ def test_report_serializes() -> None:
         providers=("p",),
         checksum="0" * 64,
         python="3.12",
-        runtime="python3.12",
-        architecture="x86_64",
-        memory_mb=256,
-        timeout=900,
-        url_auth="AWS_IAM",
+        function=SPEC,
         artifact="artifact.zip",
         artifact_sha256="f" * 64,
         sizes=Sizes(10, 5, 1, 8, 1, (("x", 8),)),
@@ -194,7 +195,6 @@ def test_report_serializes() -> None:
         compile=CompileStatus("compiled", "compiled", "/py"),
         pruned_paths=1,
         pruned_bytes=2,
-        code_uri="artifact.zip",
         steps=(("ReadPackage", 0.1),),
     )
     data = report.to_dict()
@@ -202,6 +202,10 @@ def test_report_serializes() -> None:
     assert data["dependencies"] == [{"name": "dify-plugin", "version": "0.10.2"}]
     assert data["steps"] == [{"step": "ReadPackage", "seconds": 0.1}]
     assert data["cache_hit"] is True
+    assert data["schema"] == REPORT_SCHEMA == 2
+    assert data["function"]["memory_mb"] == 256 and data["function"]["environment"] == {"A": "1"}
+    # What the deployer reads back is the very spec the build resolved.
+    assert artifact_from_report(data, Path("out"), "r").spec == SPEC
 
 
 def _entry(arcname: str, size: int, part: str = "dependencies") -> ArtifactEntry:

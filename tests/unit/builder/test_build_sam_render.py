@@ -8,11 +8,9 @@ import pytest
 
 from dify_lambda import wire
 from dify_lambda.errors import BuildError
+from dify_lambda.packaging.build.app import function_spec
+from dify_lambda.packaging.build.options import BuildOptions, Target
 from dify_lambda.packaging.sam import (
-    EXEC_WRAPPER,
-    HANDLER,
-    PLUGIN_ROOT,
-    FunctionSpec,
     deep_merge,
     load_template,
     render_sam,
@@ -20,24 +18,17 @@ from dify_lambda.packaging.sam import (
     stack_name,
     to_yaml,
 )
+from dify_lambda.packaging.spec import RUNTIME_ENVIRONMENT, FunctionSpec
 
 CHECKSUM = "ab" * 32
+PLUGIN = wire.PluginIdentity("acme", "demo", "0.0.1", CHECKSUM)
 
 
-def spec(**overrides) -> FunctionSpec:
-    values = {
-        "code_uri": "artifact.zip",
-        "runtime": "python3.12",
-        "architecture": "arm64",
-        "memory_mb": 512,
-        "timeout": 300,
-        "plugin_id": "acme/demo",
-        "unique_identifier": f"acme/demo:0.0.1@{CHECKSUM}",
-        "checksum": CHECKSUM,
-        "providers": ("alpha", "beta"),
-    }
-    values.update(overrides)
-    return FunctionSpec(**values)
+def render(**overrides) -> dict:
+    """The template of a spec with ``overrides`` (``environment`` adds to the runtime contract)."""
+    values = {"runtime": "python3.12", "architecture": "arm64", "memory_mb": 512, "timeout": 300, **overrides}
+    values["environment"] = {**RUNTIME_ENVIRONMENT, **overrides.get("environment", {})}
+    return render_sam(FunctionSpec(**values), PLUGIN, ("alpha", "beta"), "artifact.zip")
 
 
 def function(template: dict) -> dict:
@@ -45,9 +36,9 @@ def function(template: dict) -> dict:
 
 
 def test_function_properties() -> None:
-    props = function(render_sam(spec()))
+    props = function(render())
     assert props["CodeUri"] == "artifact.zip"
-    assert props["Handler"] == HANDLER == "dify_lambda.handlers.buffered.lambda_handler"
+    assert props["Handler"] == wire.HANDLER == "dify_lambda.handlers.buffered.lambda_handler"
     assert props["Runtime"] == "python3.12"
     assert props["Architectures"] == ["arm64"]
     assert (props["MemorySize"], props["Timeout"]) == (512, 300)
@@ -58,7 +49,7 @@ def test_function_properties() -> None:
 
 
 def test_template_header_and_parameters() -> None:
-    template = render_sam(spec(url_auth_default="NONE"))
+    template = render(url_auth="NONE")
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     params = template["Parameters"]
     assert params["AuthType"]["AllowedValues"] == ["AWS_IAM", "NONE"]
@@ -68,9 +59,9 @@ def test_template_header_and_parameters() -> None:
 
 
 def test_environment_contract() -> None:
-    env = function(render_sam(spec(environment={"LOG_LEVEL": "DEBUG"})))["Environment"]["Variables"]
-    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == EXEC_WRAPPER == "/var/task/dify_lambda/handlers/exec_wrapper.sh"
-    assert env["DIFY_LAMBDA_PLUGIN_ROOT"] == PLUGIN_ROOT == "/var/task/plugin"
+    env = function(render(environment={"LOG_LEVEL": "DEBUG"}))["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/var/task/dify_lambda/handlers/exec_wrapper.sh"
+    assert env["DIFY_LAMBDA_PLUGIN_ROOT"] == "/var/task/plugin"
     assert env["DIFY_LAMBDA_URL_AUTH"] == {"Ref": "AuthType"}
     assert env["INSTALL_METHOD"] == "serverless"
     assert env["LOG_LEVEL"] == "DEBUG"
@@ -78,13 +69,31 @@ def test_environment_contract() -> None:
     assert env["DIFY_LAMBDA_SECRET_ARN"]["Fn::If"][0] == "HasSharedSecret"
 
 
-def test_tiktoken_cache_dir_when_seeded() -> None:
-    env = function(render_sam(spec(tiktoken_cache_dir="/var/task/tiktoken")))["Environment"]["Variables"]
-    assert env["TIKTOKEN_CACHE_DIR"] == "/var/task/tiktoken"
+def test_the_build_resolves_one_spec_tiktoken_then_env_over_the_contract() -> None:
+    target = Target("x86_64", "3.13", 1024, 120, "NONE")
+    options = BuildOptions(extra_environment={"Z": "1", "INSTALL_METHOD": "mine"}, function_name="dify-x")
+    spec = function_spec(target, options, "/var/task/tiktoken")
+    assert spec == FunctionSpec(
+        runtime="python3.13",
+        architecture="x86_64",
+        memory_mb=1024,
+        timeout=120,
+        url_auth="NONE",
+        environment={
+            **RUNTIME_ENVIRONMENT,
+            "TIKTOKEN_CACHE_DIR": "/var/task/tiktoken",
+            "INSTALL_METHOD": "mine",
+            "Z": "1",
+        },
+        function_name="dify-x",
+    )
+    assert "TIKTOKEN_CACHE_DIR" not in function_spec(target, BuildOptions()).environment
+    env = function(render_sam(spec, PLUGIN, (), "a.zip"))["Environment"]["Variables"]
+    assert {k: v for k, v in env.items() if isinstance(v, str)} == spec.environment
 
 
 def test_tags_identify_the_plugin() -> None:
-    tags = function(render_sam(spec()))["Tags"]
+    tags = function(render())["Tags"]
     assert tags[wire.TAG_MANAGED] == "true"
     assert tags[wire.TAG_PLUGIN_ID] == "acme/demo"
     assert tags[wire.TAG_UNIQUE_IDENTIFIER] == f"acme/demo:0.0.1@{CHECKSUM}"
@@ -94,7 +103,7 @@ def test_tags_identify_the_plugin() -> None:
 
 
 def test_outputs() -> None:
-    outputs = render_sam(spec())["Outputs"]
+    outputs = render()["Outputs"]
     assert outputs[wire.OUTPUT_FUNCTION_URL]["Value"] == {"Fn::GetAtt": ["PluginFunctionUrl", "FunctionUrl"]}
     assert outputs[wire.OUTPUT_FUNCTION_NAME]["Value"] == {"Ref": "PluginFunction"}
     assert outputs[wire.OUTPUT_FUNCTION_ARN]["Value"] == {"Ref": "PluginFunction.Alias"}
@@ -104,7 +113,7 @@ def test_outputs() -> None:
 
 
 def test_invoker_permissions_on_the_alias() -> None:
-    resources = render_sam(spec())["Resources"]
+    resources = render()["Resources"]
     url = resources["InvokerUrlPermission"]
     invoke = resources["InvokerInvokePermission"]
     for perm in (url, invoke):
@@ -117,7 +126,7 @@ def test_invoker_permissions_on_the_alias() -> None:
 
 
 def test_public_permissions_only_for_none() -> None:
-    template = render_sam(spec())
+    template = render()
     assert template["Conditions"]["IsPublicUrl"] == {"Fn::Equals": [{"Ref": "AuthType"}, "NONE"]}
     public = template["Resources"]["PublicInvokePermission"]["Properties"]
     assert public["InvokedViaFunctionUrl"] is True
@@ -125,20 +134,20 @@ def test_public_permissions_only_for_none() -> None:
 
 
 def test_secret_rule_dropped_when_another_secret_source_is_set() -> None:
-    assert "Rules" in render_sam(spec())
-    assert "Rules" not in render_sam(spec(environment={"DIFY_LAMBDA_SECRET_PARAMETER": "/x"}))
+    assert "Rules" in render()
+    assert "Rules" not in render(environment={"DIFY_LAMBDA_SECRET_PARAMETER": "/x"})
 
 
 def test_snapstart_and_function_name() -> None:
-    props = function(render_sam(spec(snapstart=True, function_name="dify-acme-demo")))
+    props = function(render(snapstart=True, function_name="dify-acme-demo"))
     assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert props["FunctionName"] == "dify-acme-demo"
 
 
 def test_yaml_round_trips_and_is_stable() -> None:
-    template = render_sam(spec())
+    template = render()
     text = to_yaml(template)
-    assert text == to_yaml(render_sam(spec()))
+    assert text == to_yaml(render())
     assert load_template(text) == template
     assert "&id" not in text and "*id" not in text
     assert list(load_template(text)) == list(template)
@@ -169,7 +178,7 @@ def test_deep_merge_semantics() -> None:
 
 
 def test_overlay_on_a_rendered_template() -> None:
-    template = render_sam(spec())
+    template = render()
     merged = deep_merge(
         template,
         {"Resources": {"PluginFunction": {"Properties": {"MemorySize": 2048, "Layers": ["arn:x"]}}}},

@@ -35,5 +35,7 @@ def test_another_python_names_both_versions() -> None:
 
 def test_report_evidence() -> None:
     assert report_evidence(None, "r") is None
-    assert report_evidence({"architecture": "arm64", "python": "3.13"}, "r") == Evidence("r", "arm64", "3.13")
+    assert report_evidence({"function": {"architecture": "arm64"}, "python": "3.13"}, "r") == Evidence(
+        "r", "arm64", "3.13"
+    )
     assert report_evidence({"plugin_id": "x"}, "r") == Evidence("r", None, None)

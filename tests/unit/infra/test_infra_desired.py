@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from dify_lambda.infra.artifact import BuiltArtifact, FunctionSettings
+from dify_lambda.infra.artifact import BuiltArtifact
 from dify_lambda.infra.deployer import desired_environment
 from dify_lambda.infra.models import DeployOptions
 from dify_lambda.infra.routes import remove_route
+from dify_lambda.packaging.spec import FunctionSpec
 
 ARTIFACT = BuiltArtifact(
     path=Path("never-read.zip"),
@@ -15,7 +17,7 @@ ARTIFACT = BuiltArtifact(
     version="0.0.1",
     checksum="ab" * 32,
     providers=("tiny",),
-    settings=FunctionSettings(environment={"INSTALL_METHOD": "serverless"}),
+    spec=FunctionSpec("python3.12", "arm64", 512, 900, environment={"INSTALL_METHOD": "serverless"}),
 )
 
 
@@ -51,6 +53,14 @@ def test_a_secret_reference_means_no_generated_secret() -> None:
     )
     env = desired_environment(ARTIFACT, options, {}, new_secret)
     assert "DIFY_LAMBDA_SECRET" not in env
+
+
+def test_the_builds_url_auth_applies_unless_the_options_name_one() -> None:
+    built_open = dataclasses.replace(ARTIFACT, spec=dataclasses.replace(ARTIFACT.spec, url_auth="NONE"))
+    env = desired_environment(built_open, DeployOptions(), {}, new_secret)
+    assert (env["DIFY_LAMBDA_URL_AUTH"], env["DIFY_LAMBDA_SECRET"]) == ("NONE", "fresh-secret")
+    env = desired_environment(built_open, DeployOptions(url_auth="AWS_IAM"), {}, new_secret)
+    assert env == {"INSTALL_METHOD": "serverless", "DIFY_LAMBDA_URL_AUTH": "AWS_IAM"}
 
 
 def test_remove_route_drops_only_that_deployment_then_the_route() -> None:

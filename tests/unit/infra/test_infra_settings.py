@@ -1,74 +1,76 @@
-"""Function settings read from the builder's template, policy statements, route merging."""
+"""The function spec read from a build report, policy statements, route merging."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dify_lambda.infra.access import desired_statements
-from dify_lambda.infra.artifact import DEFAULT_ENVIRONMENT, FunctionSettings, settings_from_template
-from dify_lambda.infra.errors import RoutePublishError
+from dify_lambda.infra.builder import artifact_from_report
+from dify_lambda.infra.errors import BuildOutputError, RoutePublishError
 from dify_lambda.infra.models import DeployedFunction, DeployResult
 from dify_lambda.infra.routes import deployment_entry, merge_route, secret_env_name
+from dify_lambda.packaging.build.report import REPORT_SCHEMA
+from dify_lambda.packaging.spec import RUNTIME_ENVIRONMENT, FunctionSpec
+
+SPEC = FunctionSpec("python3.13", "x86_64", 2048, 120, url_auth="NONE", environment={"A": "1"})
 
 
-def template(props: dict[str, Any], globals_fn: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": props}}}
-    if globals_fn is not None:
-        doc["Globals"] = {"Function": globals_fn}
-    return doc
+def report(**changes: Any) -> dict[str, Any]:
+    """The deploy part of a build report, as ``BuildReport.to_dict`` writes it."""
+    doc = {
+        "schema": REPORT_SCHEMA,
+        "plugin_id": "acme/tiny",
+        "version": "0.0.1",
+        "checksum": "ab" * 32,
+        "providers": ["tiny"],
+        "artifact": "artifact.zip",
+        "function": dataclasses.asdict(SPEC),
+        "sizes": {"zipped": 1},
+    }
+    return {**doc, **changes}
 
 
-def test_settings_come_from_the_function_resource() -> None:
-    settings = settings_from_template(
-        template(
-            {
-                "Runtime": "python3.13",
-                "Architectures": ["x86_64"],
-                "MemorySize": 2048,
-                "Timeout": 120,
-                "Handler": "h.h",
-                "Environment": {"Variables": {"A": "1", "N": 5, "URL_AUTH": {"Ref": "AuthType"}}},
-            }
-        )
+def test_the_deployer_reads_the_reports_function_spec() -> None:
+    artifact = artifact_from_report(report(), Path("out"), "out/build-report.json")
+    assert artifact.spec == SPEC
+    assert (artifact.path, artifact.unique_identifier, artifact.providers) == (
+        Path("out/artifact.zip"),
+        "acme/tiny:0.0.1@" + "ab" * 32,
+        ("tiny",),
     )
-    assert (
-        settings.runtime,
-        settings.architecture,
-        settings.memory_mb,
-        settings.timeout_s,
-        settings.handler,
-    ) == (
-        "python3.13",
-        "x86_64",
-        2048,
-        120,
-        "h.h",
-    )
-    assert settings.environment["A"] == "1"
-    assert settings.environment["N"] == "5"
-    assert "URL_AUTH" not in settings.environment, "intrinsics are left to the deployer"
-    for key, value in DEFAULT_ENVIRONMENT.items():
-        assert settings.environment[key] == value
 
 
-def test_globals_apply_and_function_wins() -> None:
-    settings = settings_from_template(
-        template(
-            {"MemorySize": 512}, {"MemorySize": 256, "Timeout": 30, "Environment": {"Variables": {"G": "g"}}}
-        )
-    )
-    assert (settings.memory_mb, settings.timeout_s) == (512, 30)
-    assert settings.environment["G"] == "g"
+def test_a_spec_without_environment_gets_the_runtime_contract() -> None:
+    function = {k: v for k, v in dataclasses.asdict(SPEC).items() if k != "environment"}
+    spec = artifact_from_report(report(function=function), Path("o"), "r").spec
+    assert spec.environment == RUNTIME_ENVIRONMENT
+    assert spec.environment["AWS_LAMBDA_EXEC_WRAPPER"] == "/var/task/dify_lambda/handlers/exec_wrapper.sh"
+    assert spec.handler == "dify_lambda.handlers.buffered.lambda_handler"
 
 
-def test_empty_template_gives_the_runtime_contract_defaults() -> None:
-    settings = settings_from_template({})
-    default = FunctionSettings()
-    assert settings == default
-    assert settings.handler == "dify_lambda.handlers.buffered.lambda_handler"
-    assert settings.environment["AWS_LAMBDA_EXEC_WRAPPER"] == "/var/task/dify_lambda/handlers/exec_wrapper.sh"
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (report(schema=1), "r: not a report of this dify-lambda's build (report schema 2): rebuild with"),
+        ({k: v for k, v in report().items() if k != "schema"}, "r: not a report of this dify-lambda's build"),
+        (["not", "a", "report"], "r: not a report of this dify-lambda's build"),
+        (
+            report(function={**dataclasses.asdict(SPEC), "url_auth": "OPEN"}),
+            "r: function.url_auth: Input should be",
+        ),
+        (report(plugin_id=""), "r: plugin_id: String should have at least 1 character"),
+        (report(function=None), "r: function: Input should be"),
+    ],
+)
+def test_an_old_foreign_or_invalid_report_is_refused_in_one_line(doc: Any, expected: str) -> None:
+    with pytest.raises(BuildOutputError) as caught:
+        artifact_from_report(doc, Path("o"), "r")
+    assert str(caught.value).startswith(expected) and "\n" not in str(caught.value)
+    assert "OPEN" not in str(caught.value), "values are not echoed"
 
 
 def test_none_auth_grants_the_public_pair() -> None:
