@@ -1,23 +1,9 @@
 """The application core shared by every transport (streaming loop, buffered handler, emulator).
 
-Routes (after :mod:`~dify_lambda.handlers.auth`): ``POST /invoke`` (the ``?action=`` query is
-informational; routing uses ``data.type`` + ``data.action``) and ``GET``/``HEAD /health``.
-``/invoke`` answers 200 with the SDK's event lines, produced lazily by the plugin runtime.
-
-Bad requests get a 4xx with the Lambda error shape ``{"errorType", "errorMessage"}``, which the
-Dify daemon shows as ``Plugin runtime request failed: <errorType>: <errorMessage>``. Deliberate
-differences from the SDK's own serverless server:
-
-* invalid JSON, a missing ``event``/``session_id``/``data`` or a wrongly typed envelope field:
-  400 naming the field (the SDK answers 500 with ``str()`` of the Python exception, e.g. ``'event'``);
-* a wrongly typed action field (pydantic validation of the SDK request model): 400 naming the
-  field path, before any stream starts (the SDK streams a ``ValidationError`` session error);
-* an unknown ``data.action`` or a non-model ``data.type``: 400 ``UnknownActionError`` naming the
-  field, never the value (the SDK streams only ``end``, which callers cannot tell from an empty success);
-* JSON nested too deeply, or a string with a lone surrogate escape: 400 (the SDK answers 500, or
-  200 and a stream cut without ``end``);
-* body over ``DIFY_LAMBDA_MAX_BODY_BYTES``: 413; wrong method: 405; unknown path: 404 (JSON, not Flask HTML);
-* the request ``Content-Type`` is not checked (Flask's ``get_json`` requires ``application/json``).
+Routes (after :mod:`~dify_lambda.handlers.auth`): ``POST /invoke`` answers 200 with the SDK's event
+lines, produced lazily by the plugin runtime; ``GET``/``HEAD /health``. Refusals are 4xx in the Lambda
+error shape; where they deliberately differ from the SDK's own server is tabled in docs/handler.md
+("Routes and answers").
 """
 
 from __future__ import annotations
@@ -39,7 +25,6 @@ from dify_lambda.handlers.errors import (
     MethodNotAllowedError,
     PayloadTooLargeError,
     RouteNotFoundError,
-    error_type_name,
 )
 from dify_lambda.handlers.http import HttpRequest, HttpResponse, from_function_url_event
 from dify_lambda.handlers.observability import InvocationRecord, Observer, Rejection
@@ -123,11 +108,12 @@ class Application:
                 "unexpected error while routing a request",
                 extra={"error_type": type(exc).__name__, "frames": traceback.format_tb(exc.__traceback__)},
             )
-            return self._reject(request.request_id, InternalError(type(exc).__name__), action)
+            error = InternalError(f"internal error in the handler ({type(exc).__name__})")
+            return self._reject(request.request_id, error, action)
         return self._stream(request.request_id, invocation, prepared)
 
     def _reject(self, request_id: str, exc: RequestError | AuthError, action: str | None) -> HttpResponse:
-        name = error_type_name(exc)
+        name = type(exc).__name__
         self._observer.rejected(
             Rejection(request_id=request_id, status=exc.status, error_type=name, action=action)
         )

@@ -1,17 +1,9 @@
 """The real :class:`~dify_lambda.handlers.dispatch.PluginRuntime`: one plugin loaded with the SDK.
 
-Runs only inside the plugin process: ``dify_plugin`` is imported in :meth:`SdkPluginRuntime.load`
-(lazily by default, or through its gevent-patching ``__init__``: see
-:mod:`dify_lambda.handlers.sdk_import`). The plugin is loaded with the SDK's own public classes
-(``PluginRegistration``, ``PluginExecutor``, ``Session``; docs/plugin-package.md §8) and each event line
-is serialized by the SDK's own ``ResponseWriter`` helpers, so the bytes equal what the SDK's
-serverless server writes. The per-request loop mirrors ``Plugin._execute_request`` and
-``IOServer._execute_request_in_thread`` as a generator: items are yielded the moment the plugin
-produces them, in the caller's greenlet, with no thread or queue hop.
-
-That loop is the same in every release since 0.2.0; what differs between releases is adapted
-by :mod:`dify_lambda.handlers.sdk_versions` (served actions, ``Session`` arguments, the error's
-``traceback``). Releases outside :data:`SUPPORTED_SDK` fail init with :class:`UnsupportedSdkError`.
+Runs only inside the plugin process (``dify_plugin`` is imported by :meth:`SdkPluginRuntime.load`,
+see :mod:`dify_lambda.handlers.sdk_import`). It loads the plugin with the SDK's own public classes
+and runs the SDK's per-request loop as a generator, serializing with the SDK's own writer, so every
+byte is that release's (docs/handler.md, "SDK versions", "How").
 """
 
 from __future__ import annotations

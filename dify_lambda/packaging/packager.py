@@ -7,10 +7,8 @@ result is re-read with :class:`PluginPackage` before anything is written, and wr
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +19,9 @@ from dify_lambda.packaging.limits import DEFAULT_MAX_UNCOMPRESSED_BYTES, MIB, Re
 from dify_lambda.packaging.reader import PluginPackage
 from dify_lambda.packaging.requirements import UvExporter, find_uv, generate_requirements, uv_exporter
 from dify_lambda.packaging.source import collect_directory
+from dify_lambda.packaging.zipread import FIXED_DATE_TIME, write_zip
 
 __all__ = ["FIXED_DATE_TIME", "PackResult", "atomic_write", "build_package", "write_package", "zip_files"]
-
-FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-_FILE_MODE = 0o100644
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +35,7 @@ class PackResult:
 
 def zip_files(files: Mapping[str, bytes]) -> bytes:
     """A deterministic deflate zip of ``files`` sorted by path."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(files):
-            info = zipfile.ZipInfo(path, date_time=FIXED_DATE_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3  # Unix, so the mode below is meaningful everywhere
-            info.external_attr = _FILE_MODE << 16
-            zf.writestr(info, files[path])
-    return out.getvalue()
+    return write_zip(sorted(files.items()))
 
 
 def build_package(

@@ -150,10 +150,6 @@ class PluginPackage:
         """A copy of ``path -> bytes`` for every file entry."""
         return dict(self._files)
 
-    @property
-    def is_signed(self) -> bool:
-        return self.signature is not None
-
     def extract_to(self, dest: str | os.PathLike[str]) -> None:
         """Write every file under ``dest`` (created if needed), never outside it, never through a link.
 
