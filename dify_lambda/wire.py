@@ -296,16 +296,10 @@ def encode_envelope(envelope: dict[str, Any]) -> bytes:
 SessionMessageType = Literal["stream", "end", "error", "invoke"]
 
 
-def encode_event(event: str, session_id: str | None, data: Any) -> bytes:
-    """Encode one event line plus its delimiter, compact, key order ``event, session_id, data``."""
-    line = json.dumps(
-        {"event": event, "session_id": session_id, "data": data}, separators=(",", ":"), ensure_ascii=False
-    )
-    return line.encode() + LINE_DELIMITER
-
-
 def session_line(session_id: str, message_type: SessionMessageType, data: Any) -> bytes:
-    return encode_event("session", session_id, {"type": message_type, "data": data})
+    """One session event line plus its delimiter: compact, key order ``event, session_id, data``."""
+    doc = {"event": "session", "session_id": session_id, "data": {"type": message_type, "data": data}}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + LINE_DELIMITER
 
 
 def end_line(session_id: str) -> bytes:

@@ -65,10 +65,6 @@ class Application:
         self.max_body_bytes = max_body_bytes
         self._clock = clock
 
-    @property
-    def plugin_id(self) -> str:
-        return self._runtime.plugin_id
-
     def handle_event(self, event: Mapping[str, Any]) -> HttpResponse:
         """Handle a function URL (payload format 2.0) event."""
         try:
