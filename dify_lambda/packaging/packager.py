@@ -1,8 +1,5 @@
-"""``dify-lambda package``: build the same ``.difypkg`` as ``dify plugin package``, deterministically.
-
-A plain deflate zip of file entries only, sorted by path, ``/`` separators, empty comment. Timestamps
-(1980-01-01) and modes (0644) are fixed, so the same directory always gives the same bytes. The
-result is re-read with :class:`PluginPackage` before anything is written, and written atomically.
+"""``dify-lambda package``: the same ``.difypkg`` as ``dify plugin package`` (docs/plugin-package.md §1),
+deterministically; re-read with :class:`PluginPackage` before it is written, atomically.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Package signatures, as the official signer writes them and the daemon verifies them.
-
-The signed data is ``sha256(entry_1) || sha256(entry_2) || ... || str(unix_time)``: raw 32-byte
-digests of every file entry in archive order (``.verification.dify.json`` included, it is an ordinary
-entry), then the time in ASCII decimal. The signature is RSA PKCS#1 v1.5 over SHA-256 of that data,
-stored base64 in the zip comment as ``{"signature": "...", "time": N}``.
+"""Package signatures, as the official signer writes them and the daemon verifies them
+(docs/plugin-package.md §3: what is signed, the algorithm, the zip comment).
 """
 
 from __future__ import annotations
