@@ -32,7 +32,6 @@ class HttpRequest:
     request_id: str = ""
     #: ``requestContext.authorizer.iam`` when the URL uses AWS_IAM, else None.
     iam: Mapping[str, Any] | None = None
-    source_ip: str = ""
 
 
 @dataclass(slots=True)
@@ -98,5 +97,4 @@ def from_function_url_event(event: Mapping[str, Any], *, max_body_bytes: int) ->
         body=body,
         request_id=str(ctx.get("requestId") or "") if isinstance(ctx, Mapping) else "",
         iam=iam if isinstance(iam, Mapping) else None,
-        source_ip=str(http.get("sourceIp") or ""),
     )

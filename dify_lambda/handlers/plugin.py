@@ -86,13 +86,12 @@ class SdkPluginRuntime:
         sdk_version: str,
         routes: dict[str, _Route],
         sdk: Any,
-        profile: SdkProfile | None = None,
     ) -> None:
         self._plugin_id = plugin_id
         self.sdk_version = sdk_version
         self._routes = routes
         self._sdk = sdk
-        self._profile = profile or SdkProfile.of(sdk_version)
+        self._profile = SdkProfile.of(sdk_version)
 
     @property
     def plugin_id(self) -> str:
@@ -108,7 +107,7 @@ class SdkPluginRuntime:
             version = metadata.version("dify_plugin")
         except metadata.PackageNotFoundError:
             raise UnsupportedSdkError("dify_plugin is not installed next to the handler") from None
-        profile = SdkProfile.of(version)
+        check_sdk_version(version)  # before anything of the plugin is loaded
         os.chdir(root)
         if sys.path[:1] != [str(root)]:
             sys.path.insert(0, str(root))
@@ -126,7 +125,6 @@ class SdkPluginRuntime:
             sdk_version=version,
             routes=routes,
             sdk=sdk,
-            profile=profile,
         )
         runtime._warm_up()
         return runtime

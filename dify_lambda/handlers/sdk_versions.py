@@ -43,7 +43,6 @@ def parse_version(version: str) -> tuple[int, int, int] | None:
 class SdkProfile:
     """What the handler must do differently for one release."""
 
-    version: tuple[int, int, int]
     #: The error line's ``args`` holds ``traceback`` (``traceback.format_exc()``).
     error_traceback: bool
 
@@ -53,7 +52,7 @@ class SdkProfile:
         check_sdk_version(version)
         parsed = parse_version(version)
         assert parsed is not None
-        return cls(version=parsed, error_traceback=parsed >= ERROR_TRACEBACK_SINCE)
+        return cls(error_traceback=parsed >= ERROR_TRACEBACK_SINCE)
 
 
 def check_sdk_version(version: str) -> None:
