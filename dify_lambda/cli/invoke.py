@@ -35,6 +35,15 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _ENVELOPE_KEYS = ("user_id", "type", "action")
 #: Credential values shorter than this are not searched for in the output (too many false hits).
 _MIN_SECRET_LEN = 6
+_USAGE_KEYS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens",
+    "total_tokens",
+    "total_price",
+    "currency",
+    "latency",
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -187,16 +196,7 @@ def _text_of(chunk: dict[str, Any]) -> str:
 def _print_usage(usage: Any) -> None:
     if not isinstance(usage, dict):
         return
-    keys = (
-        "prompt_tokens",
-        "completion_tokens",
-        "tokens",
-        "total_tokens",
-        "total_price",
-        "currency",
-        "latency",
-    )
-    fields = " ".join(f"{k}={usage[k]}" for k in keys if k in usage)
+    fields = " ".join(f"{k}={usage[k]}" for k in _USAGE_KEYS if k in usage)
     print(f"usage: {fields}", file=sys.stderr)
 
 

@@ -30,21 +30,12 @@ from dify_lambda.handlers.http import HttpRequest, HttpResponse, from_function_u
 from dify_lambda.handlers.observability import InvocationRecord, Observer, Rejection
 from dify_lambda.wire import lambda_error_body
 
-__all__ = ["Application", "application_from_env", "buffered_result", "error_response"]
+__all__ = ["Application", "application_from_env", "buffered_result"]
 
 # A child of the Powertools logger (service "dify-lambda"), so these lines are JSON too.
 _log = logging.getLogger("dify-lambda.app")
 
 _STREAM_HEADERS = {"content-type": wire.RESPONSE_CONTENT_TYPE}
-_JSON_HEADERS = {"content-type": "application/json"}
-
-
-def error_response(
-    error_type: str, message: str, status: int, headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    """A complete non-streaming answer in the Lambda error shape."""
-    body = lambda_error_body(error_type, message)
-    return HttpResponse(status=status, headers={**_JSON_HEADERS, **(headers or {})}, body=iter((body,)))
 
 
 class Application:
@@ -113,8 +104,11 @@ class Application:
         self._observer.rejected(
             Rejection(request_id=request_id, status=exc.status, error_type=name, action=action)
         )
-        allow = getattr(exc, "allow", None)
-        return error_response(name, str(exc), exc.status, {"allow": allow} if allow else {})
+        headers = {"content-type": "application/json"}
+        if isinstance(exc, MethodNotAllowedError):
+            headers["allow"] = exc.allow
+        body = iter((lambda_error_body(name, str(exc)),))
+        return HttpResponse(status=exc.status, headers=headers, body=body)
 
     def _stream(self, request_id: str, invocation: Invocation, prepared: object) -> HttpResponse:
         clock = self._clock
