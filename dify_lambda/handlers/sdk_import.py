@@ -93,8 +93,6 @@ class InitMap:
     exports: tuple[str, ...]
     #: public name → (absolute submodule, attribute in it)
     sources: dict[str, tuple[str, str]]
-    #: ``__all__`` names the map cannot resolve (resolved by running the real ``__init__``)
-    unresolved: tuple[str, ...]
     #: the submodules the ``__init__`` imports from, in its order (the SDK has import cycles that
     #: only this order resolves, e.g. ``core.model_factory`` ↔ ``interfaces.model``)
     order: tuple[str, ...] = ()
@@ -122,13 +120,10 @@ def parse_init(source: str, package: str = PACKAGE) -> InitMap:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
                 exports = _literal_names(node.value)
-    if exports is None:
-        exports = []
-    resolved = {name: sources[name] for name in exports if name in sources}
+    exports = exports or []
     return InitMap(
         exports=tuple(exports),
-        sources=resolved,
-        unresolved=tuple(name for name in exports if name not in resolved),
+        sources={name: sources[name] for name in exports if name in sources},
         order=tuple(order),
     )
 
