@@ -170,16 +170,16 @@ def encode_prelude(status: int, headers: Mapping[str, str], cookies: list[str]) 
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _connect(host: str, port: int, timeout: float | None) -> socket.socket:
-    """A TCP_NODELAY connection; an IP literal skips name resolution (a thread hop under gevent)."""
+def _connect(host: str, port: int) -> socket.socket:
+    """A blocking TCP_NODELAY connection; an IP literal skips name resolution (a thread hop under gevent)."""
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=None)
     else:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.settimeout(timeout)
+            sock.settimeout(None)
             sock.connect((host, port))
         except BaseException:
             sock.close()
@@ -196,16 +196,15 @@ class ResponseWriter:
     on its way the moment the application yields it.
     """
 
-    def __init__(self, host: str, port: int, request_id: str, *, timeout: float | None = None) -> None:
-        self._host, self._port, self._timeout = host, port, timeout
+    def __init__(self, host: str, port: int, request_id: str) -> None:
+        self._host, self._port = host, port
         self._path = invocation_path(request_id, "response")
         self._sock: socket.socket | None = None
         #: True once any byte of the response has been handed to the kernel.
         self.started = False
-        self.finished = False
 
     def start(self, prelude: bytes) -> None:
-        sock = _connect(self._host, self._port, self._timeout)
+        sock = _connect(self._host, self._port)
         self._sock = sock
         head = (
             f"POST {self._path} HTTP/1.1\r\n"
@@ -231,7 +230,6 @@ class ResponseWriter:
         """Send the last chunk (with the error trailers when ``error`` is given); return the API's status."""
         if self._sock is None:
             raise RuntimeApiError("response not started")
-        self.finished = True
         if error is None:
             self._sock.sendall(LAST_CHUNK)
         else:

@@ -20,7 +20,6 @@ from dify_lambda.wire import VERSION_PATTERN
 __all__ = [
     "ARCHITECTURES",
     "MODEL_TYPE_KEYS",
-    "SUPPORTED_PYTHON_VERSIONS",
     "CredentialFormSchema",
     "I18n",
     "Manifest",
@@ -30,7 +29,6 @@ __all__ = [
     "validate_model",
 ]
 
-SUPPORTED_PYTHON_VERSIONS = ("3.12", "3.13")
 ARCHITECTURES = ("amd64", "arm64")
 #: ``models.<key>`` in a provider YAML (underscored) -> the model type name (hyphenated).
 MODEL_TYPE_KEYS = {
