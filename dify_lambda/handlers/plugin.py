@@ -186,8 +186,7 @@ class SdkPluginRuntime:
             if result:
                 if isinstance(result, Generator):
                     for item in result:
-                        if writer.pending:
-                            yield from writer.drain()
+                        yield from writer.drain()
                         yield line(sid, writer.stream_object(item)).encode()
                 else:
                     yield line(sid, writer.stream_object(result)).encode()
@@ -196,8 +195,7 @@ class SdkPluginRuntime:
             if isinstance(exc, self._sdk.InvokeError):
                 args["description"] = exc.description
             outcome.error_type = type(exc).__name__
-            if writer.pending:
-                yield from writer.drain()
+            yield from writer.drain()
             error = {"error_type": type(exc).__name__, "message": str(exc), "args": args}
             try:
                 encoded = line(sid, writer.stream_error_object(error)).encode()
@@ -208,8 +206,7 @@ class SdkPluginRuntime:
             # Stop the plugin's generator if the client went away mid-stream.
             if isinstance(result, Generator):
                 result.close()
-        if writer.pending:
-            yield from writer.drain()
+        yield from writer.drain()
         yield line(sid, writer.stream_end_object()).encode()
 
 
@@ -286,8 +283,10 @@ class _Sdk:
                 pass
 
             def drain(self) -> Iterator[bytes]:
-                chunks, self.pending = self.pending, []
-                yield b"".join(chunks)
+                """What was written directly, as one chunk (nothing when nothing was)."""
+                if self.pending:
+                    chunks, self.pending = self.pending, []
+                    yield b"".join(chunks)
 
         sdk = cls()
         sdk.LineWriter = LineWriter
