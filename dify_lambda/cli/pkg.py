@@ -44,10 +44,8 @@ def cmd_package(args: argparse.Namespace) -> int:
                 "output": str(args.output),
                 "bytes": len(result.data),
                 "entries": len(pkg.entries),
-                "ignore_file": str(result.ignore_file) if result.ignore_file else None,
-                "requirements_source": str(result.requirements_source)
-                if result.requirements_source
-                else None,
+                "ignore_file": result.ignore_file,
+                "requirements_source": result.requirements_source,
             }
         )
         return 0
