@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from dify_lambda import wire
@@ -111,7 +112,7 @@ class SdkPluginRuntime:
         os.chdir(root)
         if sys.path[:1] != [str(root)]:
             sys.path.insert(0, str(root))
-        env, registration, executor, sdk = load_sdk_plugin(root, _Sdk.import_)
+        env, registration, executor, sdk = load_sdk_plugin(root, _import_sdk)
         config = registration.configuration
         routes = {
             action: _route(executor, name)
@@ -230,70 +231,58 @@ def _route(executor: Any, name: str) -> _Route:
     return _Route(method=method, model=annotation)
 
 
-class _Sdk:
+def _import_sdk() -> Any:
     """The SDK names this module uses, imported on demand (inside the plugin process only)."""
+    try:
+        from concurrent.futures import ThreadPoolExecutor
 
-    DifyPluginEnv: Any
-    InstallMethod: Any
-    PluginRegistration: Any
-    PluginExecutor: Any
-    Session: Any
-    InvokeError: Any
-    ValidationError: Any
-    LineWriter: Any
-    session_arguments: frozenset[str]
-    pool: Any
-    reader: Any
-    env: Any
+        from dify_plugin.config.config import DifyPluginEnv, InstallMethod
+        from dify_plugin.core.plugin_executor import PluginExecutor
+        from dify_plugin.core.plugin_registration import PluginRegistration
+        from dify_plugin.core.runtime import Session
+        from dify_plugin.core.server.__base.request_reader import RequestReader
+        from dify_plugin.core.server.__base.response_writer import ResponseWriter
+        from dify_plugin.errors.model import InvokeError
+        from pydantic import ValidationError
+    except ImportError as exc:
+        raise UnsupportedSdkError(f"dify_plugin is missing a module this handler needs: {exc}") from exc
+    if not hasattr(ResponseWriter, "session_message_text"):
+        raise UnsupportedSdkError("dify_plugin's ResponseWriter has no session_message_text")
 
-    @classmethod
-    def import_(cls) -> _Sdk:
-        try:
-            from concurrent.futures import ThreadPoolExecutor
+    class NoReader(RequestReader):  # type: ignore[misc]
+        """Serverless sessions never read (callbacks go over HTTP); the Session needs one anyway."""
 
-            from dify_plugin.config.config import DifyPluginEnv, InstallMethod
-            from dify_plugin.core.plugin_executor import PluginExecutor
-            from dify_plugin.core.plugin_registration import PluginRegistration
-            from dify_plugin.core.runtime import Session
-            from dify_plugin.core.server.__base.request_reader import RequestReader
-            from dify_plugin.core.server.__base.response_writer import ResponseWriter
-            from dify_plugin.errors.model import InvokeError
-            from pydantic import ValidationError
-        except ImportError as exc:
-            raise UnsupportedSdkError(f"dify_plugin is missing a module this handler needs: {exc}") from exc
-        if not hasattr(ResponseWriter, "session_message_text"):
-            raise UnsupportedSdkError("dify_plugin's ResponseWriter has no session_message_text")
+        def _read_stream(self) -> Generator[Any, None, None]:
+            yield from ()
 
-        class NoReader(RequestReader):  # type: ignore[misc]
-            """Serverless sessions never read (callbacks go over HTTP); the Session needs one anyway."""
+    class LineWriter(ResponseWriter):  # type: ignore[misc]
+        """Collects anything written to the session directly, so it is emitted in order."""
 
-            def _read_stream(self) -> Generator[Any, None, None]:
-                yield from ()
+        def __init__(self) -> None:
+            self.pending: list[bytes] = []
 
-        class LineWriter(ResponseWriter):  # type: ignore[misc]
-            """Collects anything written to the session directly, so it is emitted in order."""
+        def write(self, data: str) -> None:
+            self.pending.append(data.encode() if isinstance(data, str) else bytes(data))
 
-            def __init__(self) -> None:
-                self.pending: list[bytes] = []
+        def done(self) -> None:
+            pass
 
-            def write(self, data: str) -> None:
-                self.pending.append(data.encode() if isinstance(data, str) else bytes(data))
+        def drain(self) -> Iterator[bytes]:
+            """What was written directly, as one chunk (nothing when nothing was)."""
+            if self.pending:
+                chunks, self.pending = self.pending, []
+                yield b"".join(chunks)
 
-            def done(self) -> None:
-                pass
-
-            def drain(self) -> Iterator[bytes]:
-                """What was written directly, as one chunk (nothing when nothing was)."""
-                if self.pending:
-                    chunks, self.pending = self.pending, []
-                    yield b"".join(chunks)
-
-        sdk = cls()
-        sdk.LineWriter = LineWriter
-        sdk.DifyPluginEnv, sdk.InstallMethod = DifyPluginEnv, InstallMethod
-        sdk.PluginRegistration, sdk.PluginExecutor, sdk.Session = PluginRegistration, PluginExecutor, Session
-        sdk.InvokeError, sdk.ValidationError = InvokeError, ValidationError
+    return SimpleNamespace(
+        LineWriter=LineWriter,
+        DifyPluginEnv=DifyPluginEnv,
+        InstallMethod=InstallMethod,
+        PluginRegistration=PluginRegistration,
+        PluginExecutor=PluginExecutor,
+        Session=Session,
+        InvokeError=InvokeError,
+        ValidationError=ValidationError,
         # Sessions keep an executor they never use in serverless mode; one idle pool is enough.
-        sdk.pool = ThreadPoolExecutor(max_workers=1)
-        sdk.reader = NoReader()
-        return sdk
+        pool=ThreadPoolExecutor(max_workers=1),
+        reader=NoReader(),
+    )
