@@ -1,6 +1,15 @@
-"""Exit codes of the command line (the table is in README.md, "Exit codes"), and the one line each
-failure prints: no traceback unless ``--debug``; messages never echo secrets or input values
-(dify-lambda's own errors are written that way; for anything else only its class is named).
+"""Exit codes of the command line, and the one line each failure prints (README, "Exit codes").
+
+- 0: success.
+- 1: an operation or check failed on valid input: a signature did not verify, a deploy or an AWS
+  call failed, the system refused (permission denied), the output pipe closed.
+- 2: bad input: usage errors, invalid options (a --port already in use included), missing input
+  files, an invalid or hostile package or route file, a plugin too large for Lambda, no AWS
+  credentials or region configured.
+- 130: interrupted (Ctrl-C).
+
+No traceback reaches the user unless ``--debug`` is given; messages never echo secrets or input
+values (dify-lambda's own errors are written that way; for anything else only its class is named).
 """
 
 from __future__ import annotations
