@@ -104,19 +104,15 @@ class PluginLoadError(HandlerError):
 
 
 class RequestError(HandlerError):
-    """A request is malformed; carries the HTTP status to answer with."""
+    """A request is malformed; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+    status = 400
 
 
 class AuthError(HandlerError):
     """The caller is not authenticated (401) or not allowed (403)."""
 
-    def __init__(self, message: str, *, status: int = 401) -> None:
-        super().__init__(message)
-        self.status = status
+    status = 401
 
 
 class RouterError(DifyLambdaError):

@@ -100,7 +100,6 @@ TAG_CHECKSUM = "dify-lambda:checksum"
 #: Providers joined by spaces (AWS tag values may not contain commas).
 TAG_PROVIDERS = "dify-lambda:providers"
 TAG_AUTH = "dify-lambda:auth"
-PROVIDERS_SEPARATOR = " "
 
 OUTPUT_FUNCTION_URL = "FunctionUrl"
 OUTPUT_FUNCTION_NAME = "FunctionName"
@@ -114,7 +113,7 @@ ALIAS_NAME = "live"
 
 def join_providers(providers: Iterable[str]) -> str:
     """Providers as one tag or output value (space separated)."""
-    return PROVIDERS_SEPARATOR.join(providers)
+    return " ".join(providers)
 
 
 def split_providers(value: str) -> list[str]:
@@ -125,15 +124,15 @@ def split_providers(value: str) -> list[str]:
 # The daemon's ``PluginUniqueIdentifier`` parts (docs/plugin-package.md §2).
 _AUTHOR = r"[a-z0-9_-]{1,64}"
 _NAME = r"[a-z0-9_-]{1,255}"
-_VERSION = r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:-\w{1,16})?"
+VERSION_PATTERN = r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:-\w{1,16})?"
 _CHECKSUM = r"[a-f0-9]{32,64}"
 #: ``[author/]name:version@checksum`` (the author is optional for the daemon, always present here).
 UNIQUE_IDENTIFIER_RE = re.compile(
-    rf"^(?:(?P<author>{_AUTHOR})/)?(?P<name>{_NAME}):(?P<version>{_VERSION})@(?P<checksum>{_CHECKSUM})$"
+    rf"^(?:(?P<author>{_AUTHOR})/)?(?P<name>{_NAME}):(?P<version>{VERSION_PATTERN})@(?P<checksum>{_CHECKSUM})$"
 )
 #: The daemon's serverless file name: the same parts joined with ``@``.
 _FILENAME_RE = re.compile(
-    rf"^(?P<author>{_AUTHOR})@(?P<name>{_NAME})@(?P<version>{_VERSION})@(?P<checksum>{_CHECKSUM})\.difypkg$"
+    rf"^(?P<author>{_AUTHOR})@(?P<name>{_NAME})@(?P<version>{VERSION_PATTERN})@(?P<checksum>{_CHECKSUM})\.difypkg$"
 )
 
 
@@ -230,21 +229,19 @@ class ActionSpec:
     action: str
     model_type: str | None
     dispatch_path: str
-    #: True when the host reads a stream of several payloads (LLM chunks, TTS audio).
-    streaming: bool = False
 
 
 MODEL_ACTIONS: dict[str, ActionSpec] = {
     spec.action: spec
     for spec in (
-        ActionSpec("invoke_llm", "llm", "llm/invoke", streaming=True),
+        ActionSpec("invoke_llm", "llm", "llm/invoke"),
         ActionSpec("get_llm_num_tokens", "llm", "llm/num_tokens"),
         ActionSpec("invoke_text_embedding", "text-embedding", "text_embedding/invoke"),
         ActionSpec("invoke_multimodal_embedding", "text-embedding", "multimodal_embedding/invoke"),
         ActionSpec("get_text_embedding_num_tokens", "text-embedding", "text_embedding/num_tokens"),
         ActionSpec("invoke_rerank", "rerank", "rerank/invoke"),
         ActionSpec("invoke_multimodal_rerank", "rerank", "multimodal_rerank/invoke"),
-        ActionSpec("invoke_tts", "tts", "tts/invoke", streaming=True),
+        ActionSpec("invoke_tts", "tts", "tts/invoke"),
         ActionSpec("get_tts_model_voices", "tts", "tts/model/voices"),
         ActionSpec("invoke_speech2text", "speech2text", "speech2text/invoke"),
         ActionSpec("invoke_moderation", "moderation", "moderation/invoke"),
@@ -258,18 +255,6 @@ MODEL_ACTIONS: dict[str, ActionSpec] = {
 ACTIONS_BY_DISPATCH_PATH: dict[str, ActionSpec] = {s.dispatch_path: s for s in MODEL_ACTIONS.values()}
 #: Actions whose list inputs may be split into serial batches and merged (daemon behaviour).
 BATCHABLE_ACTIONS = frozenset({"invoke_text_embedding", "get_text_embedding_num_tokens"})
-
-MODEL_TYPES = ("llm", "text-embedding", "rerank", "speech2text", "moderation", "tts", "text2img")
-ACCESS_TYPES = (
-    "tool",
-    "model",
-    "endpoint",
-    "agent_strategy",
-    "oauth",
-    "datasource",
-    "dynamic_parameter",
-    "trigger",
-)
 
 
 # --- Request envelope ----------------------------------------------------------------------------
@@ -311,16 +296,10 @@ def encode_envelope(envelope: dict[str, Any]) -> bytes:
 SessionMessageType = Literal["stream", "end", "error", "invoke"]
 
 
-def encode_event(event: str, session_id: str | None, data: Any) -> bytes:
-    """Encode one event line plus its delimiter, compact, key order ``event, session_id, data``."""
-    line = json.dumps(
-        {"event": event, "session_id": session_id, "data": data}, separators=(",", ":"), ensure_ascii=False
-    )
-    return line.encode() + LINE_DELIMITER
-
-
 def session_line(session_id: str, message_type: SessionMessageType, data: Any) -> bytes:
-    return encode_event("session", session_id, {"type": message_type, "data": data})
+    """One session event line plus its delimiter: compact, key order ``event, session_id, data``."""
+    doc = {"event": "session", "session_id": session_id, "data": {"type": message_type, "data": data}}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + LINE_DELIMITER
 
 
 def end_line(session_id: str) -> bytes:

@@ -4,12 +4,9 @@ Each group of subcommands lives in its own module exposing ``register(subparsers
 subcommand sets ``func(args) -> int`` as its default. Modules import their heavy dependencies
 inside the command function so ``dify-lambda --help`` stays fast.
 
-Conventions (SAM CLI / Chalice), applied here once for every command: exit 0 success, 1 an
-operation or check that failed on valid input, 2 bad input, 130 interrupted (:mod:`.exits`).
-Every failure is one ``dify-lambda: error: ...`` line on stderr; ``--debug`` (anywhere on the
-command line) adds the traceback. ``--json`` (:mod:`.output`) and progress lines (:mod:`.progress`)
-are shared helpers. A command whose dependencies are not installed (the base distribution, made for
-Dify's API process, has only the router's) exits 1 with one line naming the ``cli`` extra.
+Exit codes and failure lines are applied here once for every command (:mod:`.exits`). A command
+whose dependencies are not installed (the base distribution, made for Dify's API process, has only
+the router's) exits 1 with one line naming the ``cli`` extra.
 """
 
 from __future__ import annotations

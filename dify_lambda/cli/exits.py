@@ -42,6 +42,7 @@ _BAD_INPUT_NAMES = frozenset(
         "InvalidRouteTableError",  # router: route file is not a valid table
         "RouteSourceError",  # router: route file or parameter missing or unreadable
         "ServeTargetError",  # emulator: PATH is not something serve can run
+        "ServeInputError",  # emulator: an option, an --env-vars file or the address
         "RequirementError",  # builder: a requirements line that is not plain PEP 508 (hostile or malformed)
         "MissingWheelsError",  # builder: a requirement without a wheel for the target (see --allow-sdist)
         "SdkRangeError",  # builder: the plugin pins a dify_plugin the handler does not serve

@@ -35,6 +35,15 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _ENVELOPE_KEYS = ("user_id", "type", "action")
 #: Credential values shorter than this are not searched for in the output (too many false hits).
 _MIN_SECRET_LEN = 6
+_USAGE_KEYS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens",
+    "total_tokens",
+    "total_price",
+    "currency",
+    "latency",
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -83,11 +92,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--timeout", type=float, default=None, help="total seconds for the call")
     parser.set_defaults(func=_run, _parser=parser)
-
-
-def _fail(parser: argparse.ArgumentParser, message: str) -> int:
-    print(f"dify-lambda: error: {message} (see {parser.prog} --help)", file=sys.stderr)
-    return 2
 
 
 class _BadData(ValueError):
@@ -192,16 +196,7 @@ def _text_of(chunk: dict[str, Any]) -> str:
 def _print_usage(usage: Any) -> None:
     if not isinstance(usage, dict):
         return
-    keys = (
-        "prompt_tokens",
-        "completion_tokens",
-        "tokens",
-        "total_tokens",
-        "total_price",
-        "currency",
-        "latency",
-    )
-    fields = " ".join(f"{k}={usage[k]}" for k in keys if k in usage)
+    fields = " ".join(f"{k}={usage[k]}" for k in _USAGE_KEYS if k in usage)
     print(f"usage: {fields}", file=sys.stderr)
 
 
@@ -210,34 +205,32 @@ def _run(args: argparse.Namespace) -> int:
 
     parser: argparse.ArgumentParser = args._parser
     if len(args.target) > 2:
-        return _fail(parser, "expected [URL] ACTION, got more positional arguments")
+        parser.error("expected [URL] ACTION, got more positional arguments")
     url = normalise_url(args.target[0]) if len(args.target) == 2 else None
     action = args.target[-1]
     if action not in wire.MODEL_ACTIONS:
-        return _fail(
-            parser, f"unknown ACTION {action!r} (choose from {', '.join(sorted(wire.MODEL_ACTIONS))})"
-        )
+        parser.error(f"unknown ACTION {action!r} (choose from {', '.join(sorted(wire.MODEL_ACTIONS))})")
     if url is None and (args.routes is None or not args.plugin):
-        return _fail(parser, "give a function URL, or --routes FILE with --plugin ID (FILE may be ssm:NAME)")
+        parser.error("give a function URL, or --routes FILE with --plugin ID (FILE may be ssm:NAME)")
     if url is not None and args.routes is not None:
-        return _fail(parser, "give either a URL or --routes, not both")
+        parser.error("give either a URL or --routes, not both")
     if url is not None and (args.auth or "iam") == "secret" and not args.secret_env:
-        return _fail(parser, "--auth secret needs --secret-env VAR")
+        parser.error("--auth secret needs --secret-env VAR")
     if args.secret_env and (args.auth or "iam") != "secret":
-        return _fail(parser, "--secret-env is only used with --auth secret")
+        parser.error("--secret-env is only used with --auth secret")
     from dify_lambda.router.sources import SSM_PREFIX, load_route_file, route_loader, ssm_parameter_name
 
     ssm_name = ssm_parameter_name(args.routes) if url is None and args.routes else None
     if url is None and (args.auth or args.secret_env):
-        return _fail(parser, "--auth and --secret-env apply to a URL; routes carry their own")
+        parser.error("--auth and --secret-env apply to a URL; routes carry their own")
     if url is None and args.region and ssm_name is None:
-        return _fail(
-            parser, f"--region applies to a URL or to --routes {SSM_PREFIX}NAME; route files carry their own"
+        parser.error(
+            f"--region applies to a URL or to --routes {SSM_PREFIX}NAME; route files carry their own"
         )
     try:
         data, envelope_user = unwrap_data(_load_data(args.data), action)
     except _BadData as exc:
-        return _fail(parser, str(exc))
+        parser.error(str(exc))
     user_id = args.user_id or envelope_user or DEFAULT_USER_ID
     secrets = set() if args.show_secrets else _secret_values(data)
 
@@ -258,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
         deployment: dict[str, Any] = {"url": url, "auth": auth or "iam"}
         if args.secret_env:
             if not os.environ.get(args.secret_env):
-                return _fail(parser, f"environment variable {args.secret_env} (--secret-env) is not set")
+                parser.error(f"environment variable {args.secret_env} (--secret-env) is not set")
             deployment["secret_env"] = args.secret_env
         if args.region:
             deployment["region"] = args.region

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from dify_lambda.cli.output import add_json_flag, print_json
@@ -21,6 +22,15 @@ def _positive_mb(text: str) -> float:
     return value
 
 
+def _read_key(path: str) -> bytes:
+    from dify_lambda.packaging.errors import KeyFileError
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key ({exc.strerror})") from None
+
+
 def cmd_package(args: argparse.Namespace) -> int:
     from dify_lambda.packaging.limits import MIB
     from dify_lambda.packaging.packager import write_package
@@ -34,10 +44,8 @@ def cmd_package(args: argparse.Namespace) -> int:
                 "output": str(args.output),
                 "bytes": len(result.data),
                 "entries": len(pkg.entries),
-                "ignore_file": str(result.ignore_file) if result.ignore_file else None,
-                "requirements_source": str(result.requirements_source)
-                if result.requirements_source
-                else None,
+                "ignore_file": result.ignore_file,
+                "requirements_source": result.requirements_source,
             }
         )
         return 0
@@ -66,19 +74,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dify_lambda.packaging.errors import KeyFileError, SignatureError
+    from dify_lambda.packaging.errors import SignatureError
     from dify_lambda.packaging.reader import PluginPackage
     from dify_lambda.packaging.signature import load_public_key, verify_package
 
-    keys = []
-    for path in args.key:
-        try:
-            pem = Path(path).read_bytes()
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read key ({exc.strerror})") from None
-        keys.append(load_public_key(pem, path))
+    keys = [load_public_key(_read_key(path), path) for path in args.key]
     pkg = PluginPackage.open(args.package)
     try:
         result = verify_package(pkg, keys)
@@ -116,17 +116,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dify_lambda.packaging.errors import KeyFileError, PackageError
+    from dify_lambda.packaging.errors import PackageError
     from dify_lambda.packaging.packager import atomic_write
     from dify_lambda.packaging.reader import PluginPackage
     from dify_lambda.packaging.signature import sign_package
 
-    try:
-        pem = Path(args.private_key).read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"{args.private_key}: cannot read key ({exc.strerror})") from None
+    pem = _read_key(args.private_key)
     src = PluginPackage.open(args.package)  # validates and bounds the input before signing
     try:
         data = Path(args.package).read_bytes()

@@ -5,11 +5,6 @@ line per step). Each line is printed to stderr as ``[ 12.3 s] step`` (the time s
 started, so each step's duration reads off the next line), and on a terminal a background heartbeat
 says "still <step> (N s)" when nothing was reported for a while, e.g. during dependency resolution.
 ``-q`` and ``--json`` print nothing, so stdout stays a single machine-readable document.
-
-The builder (or anything else) can also mark a long step explicitly::
-
-    with reporter.step("resolving dependencies"):
-        resolve(...)
 """
 
 from __future__ import annotations
@@ -17,8 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TextIO
 
 __all__ = ["Reporter", "reporter_for"]
@@ -37,13 +31,11 @@ class Reporter:
         quiet: bool = False,
         heartbeat_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        prefix: str = "  ",
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         self.heartbeat_s = heartbeat_s
         self.clock = clock
-        self.prefix = prefix
         self._lock = threading.Lock()
         self._current: str | None = None
         self._origin = clock()
@@ -60,16 +52,6 @@ class Reporter:
             self._current = line
             self._started = self.clock()
             self._write(line)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Report ``name`` as a step, and its duration when it ends."""
-        self(name)
-        started = self.clock()
-        yield
-        with self._lock:
-            self._write(f"{name}: done in {self.clock() - started:.1f} s")
-            self._current = None
 
     def tick(self) -> None:
         """Print a heartbeat line if the current step has been silent for ``heartbeat_s``."""
@@ -104,7 +86,7 @@ class Reporter:
             return
         elapsed = self.clock() - self._origin
         try:
-            print(f"{self.prefix}[{elapsed:5.1f} s] {text}", file=self.stream, flush=True)
+            print(f"  [{elapsed:5.1f} s] {text}", file=self.stream, flush=True)
         except (BrokenPipeError, ValueError):
             self.quiet = True  # stderr went away: progress is optional
         self._last_output = self.clock()

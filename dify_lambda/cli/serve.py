@@ -9,6 +9,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dify_lambda.errors import UsageError
+
 __all__ = ["register"]
 
 
@@ -66,15 +68,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dify_lambda.emulator import ServeInputError, serve
+    from dify_lambda.emulator import serve
     from dify_lambda.emulator.function_env import load_env_vars_file, parse_env_assignments
 
     if args.workers < 1:
-        print("dify-lambda: error: --workers must be at least 1", file=sys.stderr)
-        return 2
+        raise UsageError("--workers must be at least 1")
     if not 0 <= args.port <= 65535:
-        print("dify-lambda: error: --port must be between 0 and 65535", file=sys.stderr)
-        return 2
+        raise UsageError("--port must be between 0 and 65535")
     try:
         # Bad options fail before anything is unpacked or started.
         env = parse_env_assignments(args.env)
@@ -92,9 +92,6 @@ def _run(args: argparse.Namespace) -> int:
             queue_timeout=args.queue_timeout,
             function_timeout=args.timeout,
         )
-    except ServeInputError as exc:  # an option, the --env-vars file or the address: bad input
-        print(f"dify-lambda: error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:  # e.g. no writable temporary directory: one line, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"dify-lambda: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)

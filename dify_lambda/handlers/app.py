@@ -1,23 +1,9 @@
 """The application core shared by every transport (streaming loop, buffered handler, emulator).
 
-Routes (after :mod:`~dify_lambda.handlers.auth`): ``POST /invoke`` (the ``?action=`` query is
-informational; routing uses ``data.type`` + ``data.action``) and ``GET``/``HEAD /health``.
-``/invoke`` answers 200 with the SDK's event lines, produced lazily by the plugin runtime.
-
-Bad requests get a 4xx with the Lambda error shape ``{"errorType", "errorMessage"}``, which the
-Dify daemon shows as ``Plugin runtime request failed: <errorType>: <errorMessage>``. Deliberate
-differences from the SDK's own serverless server:
-
-* invalid JSON, a missing ``event``/``session_id``/``data`` or a wrongly typed envelope field:
-  400 naming the field (the SDK answers 500 with ``str()`` of the Python exception, e.g. ``'event'``);
-* a wrongly typed action field (pydantic validation of the SDK request model): 400 naming the
-  field path, before any stream starts (the SDK streams a ``ValidationError`` session error);
-* an unknown ``data.action`` or a non-model ``data.type``: 400 ``UnknownActionError`` naming the
-  field, never the value (the SDK streams only ``end``, which callers cannot tell from an empty success);
-* JSON nested too deeply, or a string with a lone surrogate escape: 400 (the SDK answers 500, or
-  200 and a stream cut without ``end``);
-* body over ``DIFY_LAMBDA_MAX_BODY_BYTES``: 413; wrong method: 405; unknown path: 404 (JSON, not Flask HTML);
-* the request ``Content-Type`` is not checked (Flask's ``get_json`` requires ``application/json``).
+Routes (after :mod:`~dify_lambda.handlers.auth`): ``POST /invoke`` answers 200 with the SDK's event
+lines, produced lazily by the plugin runtime; ``GET``/``HEAD /health``. Refusals are 4xx in the Lambda
+error shape; where they deliberately differ from the SDK's own server is tabled in docs/handler.md
+("Routes and answers").
 """
 
 from __future__ import annotations
@@ -39,27 +25,17 @@ from dify_lambda.handlers.errors import (
     MethodNotAllowedError,
     PayloadTooLargeError,
     RouteNotFoundError,
-    error_type_name,
 )
 from dify_lambda.handlers.http import HttpRequest, HttpResponse, from_function_url_event
 from dify_lambda.handlers.observability import InvocationRecord, Observer, Rejection
 from dify_lambda.wire import lambda_error_body
 
-__all__ = ["Application", "application_from_env", "buffered_result", "error_response"]
+__all__ = ["Application", "application_from_env", "buffered_result"]
 
 # A child of the Powertools logger (service "dify-lambda"), so these lines are JSON too.
 _log = logging.getLogger("dify-lambda.app")
 
 _STREAM_HEADERS = {"content-type": wire.RESPONSE_CONTENT_TYPE}
-_JSON_HEADERS = {"content-type": "application/json"}
-
-
-def error_response(
-    error_type: str, message: str, status: int, headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    """A complete non-streaming answer in the Lambda error shape."""
-    body = lambda_error_body(error_type, message)
-    return HttpResponse(status=status, headers={**_JSON_HEADERS, **(headers or {})}, body=iter((body,)))
 
 
 class Application:
@@ -79,10 +55,6 @@ class Application:
         self._observer = observer
         self.max_body_bytes = max_body_bytes
         self._clock = clock
-
-    @property
-    def plugin_id(self) -> str:
-        return self._runtime.plugin_id
 
     def handle_event(self, event: Mapping[str, Any]) -> HttpResponse:
         """Handle a function URL (payload format 2.0) event."""
@@ -123,16 +95,20 @@ class Application:
                 "unexpected error while routing a request",
                 extra={"error_type": type(exc).__name__, "frames": traceback.format_tb(exc.__traceback__)},
             )
-            return self._reject(request.request_id, InternalError(type(exc).__name__), action)
+            error = InternalError(f"internal error in the handler ({type(exc).__name__})")
+            return self._reject(request.request_id, error, action)
         return self._stream(request.request_id, invocation, prepared)
 
     def _reject(self, request_id: str, exc: RequestError | AuthError, action: str | None) -> HttpResponse:
-        name = error_type_name(exc)
+        name = type(exc).__name__
         self._observer.rejected(
             Rejection(request_id=request_id, status=exc.status, error_type=name, action=action)
         )
-        allow = getattr(exc, "allow", None)
-        return error_response(name, str(exc), exc.status, {"allow": allow} if allow else {})
+        headers = {"content-type": "application/json"}
+        if isinstance(exc, MethodNotAllowedError):
+            headers["allow"] = exc.allow
+        body = iter((lambda_error_body(name, str(exc)),))
+        return HttpResponse(status=exc.status, headers=headers, body=body)
 
     def _stream(self, request_id: str, invocation: Invocation, prepared: object) -> HttpResponse:
         clock = self._clock

@@ -91,10 +91,6 @@ class Authenticator:
         self._allowed = tuple(allowed_principals)
         self._secret = secret
 
-    @property
-    def uses_secret(self) -> bool:
-        return self._secret is not None
-
     def authenticate(self, request: HttpRequest) -> str:
         """Raise :class:`UnauthorizedError`/:class:`ForbiddenError`, else return the route path."""
         path = request.path or "/"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -41,17 +41,10 @@ class HandlerConfig:
     url_auth: UrlAuth
     allowed_principals: tuple[str, ...]
     #: Which secret source is configured (at most one), and its value: the secret itself for
-    #: ENV, else the secret id / parameter name. ``repr`` hides it.
+    #: ENV, else the secret id / parameter name (left out of ``repr``).
     secret_source: SecretSourceKind | None
-    secret_ref: str
+    secret_ref: str = field(repr=False)
     max_body_bytes: int
-
-    def __repr__(self) -> str:
-        return (
-            f"HandlerConfig(plugin_root={str(self.plugin_root)!r}, url_auth={self.url_auth.value!r}, "
-            f"allowed_principals={self.allowed_principals!r}, secret_source={self.secret_source!r}, "
-            f"max_body_bytes={self.max_body_bytes})"
-        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> HandlerConfig:

@@ -21,14 +21,13 @@ __all__ = ["DeferredModule", "defer_module"]
 
 
 class DeferredModule(types.ModuleType):
-    """A module in ``sys.modules`` whose code runs on its first missing-attribute access.
+    """A module in ``sys.modules`` whose code runs, under a lock, on its first missing-attribute access.
 
-    Unlike :class:`importlib.util.LazyLoader` (not thread-safe before 3.12.3) it loads under a
-    lock. ``__path__`` is left out until the load, so importing a submodule first runs the
-    package's own ``__init__``, as an eager import would (see :class:`_SideLoadedFinder`).
-    Known limit: a thread that first imports a submodule the ``__init__`` also imports, while
-    another thread is running that ``__init__``, can deadlock with it; the handler's plugin code
-    imports its modules at load, in one thread.
+    ``__path__`` is left out until the load, so importing a submodule first runs the package's own
+    ``__init__``, as an eager import would (see :class:`_SideLoadedFinder`). Known limit: a thread
+    that first imports a submodule the ``__init__`` also imports, while another thread is running
+    that ``__init__``, can deadlock with it; the handler's plugin code imports its modules at load,
+    in one thread.
     """
 
     def __getattr__(self, name: str) -> Any:

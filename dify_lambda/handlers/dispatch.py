@@ -92,29 +92,24 @@ def _load_json(body: bytes) -> Any:
     return doc
 
 
-def _check_encodable(doc: Any) -> None:
-    """Refuse strings holding a lone surrogate: no answer line that echoes them could be UTF-8."""
-    try:
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        where = "a string"
-        if isinstance(doc, dict):
-            for key in ("session_id", *_OPTIONAL_STRINGS):
-                value = doc.get(key)
-                if isinstance(value, str) and not _encodable(value):
-                    where = f"field '{key}'"
-                    break
-        raise InvalidRequestError(
-            f"request body has {where} with a lone UTF-16 surrogate escape, which is not valid Unicode"
-        ) from None
-
-
 def _encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _check_encodable(doc: Any) -> None:
+    """Refuse strings holding a lone surrogate: no answer line that echoes them could be UTF-8."""
+    if _encodable(json.dumps(doc, ensure_ascii=False)):
+        return
+    fields = ("session_id", *_OPTIONAL_STRINGS) if isinstance(doc, dict) else ()
+    bad = [k for k in fields if isinstance(doc.get(k), str) and not _encodable(doc[k])]
+    where = f"field '{bad[0]}'" if bad else "a string"
+    raise InvalidRequestError(
+        f"request body has {where} with a lone UTF-16 surrogate escape, which is not valid Unicode"
+    )
 
 
 def _require_str(obj: Mapping[str, Any], key: str, where: str) -> str:

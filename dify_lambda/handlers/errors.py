@@ -20,7 +20,6 @@ __all__ = [
     "UnauthorizedError",
     "UnknownActionError",
     "UnsupportedSdkError",
-    "error_type_name",
 ]
 
 
@@ -37,75 +36,46 @@ class SecretUnavailableError(PluginLoadError):
 
 
 class InvalidRequestError(RequestError):
-    """The body is not a valid request envelope, or a field has the wrong type (400)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=400)
+    """The event or the body is not a valid request, or a field has the wrong type (400)."""
 
 
 class UnknownActionError(RequestError):
     """``data.type``/``data.action`` name nothing this handler serves (400)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=400)
-
 
 class RouteNotFoundError(RequestError):
     """The path is neither ``/invoke`` nor ``/health`` (404)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=404)
+    status = 404
 
 
 class MethodNotAllowedError(RequestError):
     """The route exists but not for this HTTP method (405)."""
 
+    status = 405
+
     def __init__(self, message: str, *, allow: str) -> None:
-        super().__init__(message, status=405)
+        super().__init__(message)
         self.allow = allow
 
 
 class PayloadTooLargeError(RequestError):
     """The request body exceeds ``DIFY_LAMBDA_MAX_BODY_BYTES`` (413)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=413)
+    status = 413
 
 
 class InternalError(RequestError):
     """A bug in the handler while routing (500); the message names only the exception class."""
 
-    def __init__(self, exception_name: str) -> None:
-        super().__init__(f"internal error in the handler ({exception_name})", status=500)
+    status = 500
 
 
 class UnauthorizedError(AuthError):
     """The shared secret is missing or wrong (401)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=401)
-
 
 class ForbiddenError(AuthError):
     """The caller's IAM principal is not on the allow-list (403)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=403)
-
-
-# Names used when a bare RequestError/AuthError (e.g. from http.from_function_url_event) is answered.
-_NAME_BY_STATUS = {
-    400: "InvalidRequestError",
-    401: "UnauthorizedError",
-    403: "ForbiddenError",
-    404: "RouteNotFoundError",
-    405: "MethodNotAllowedError",
-    413: "PayloadTooLargeError",
-}
-
-
-def error_type_name(error: RequestError | AuthError) -> str:
-    """The ``errorType`` to answer with: the leaf class name, or a name derived from the status."""
-    if type(error) in (RequestError, AuthError):
-        return _NAME_BY_STATUS.get(error.status, type(error).__name__)
-    return type(error).__name__
+    status = 403

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dify_lambda.errors import RequestError
+from dify_lambda.handlers.errors import InvalidRequestError, PayloadTooLargeError
 
 __all__ = ["HttpRequest", "HttpResponse", "from_function_url_event"]
 
@@ -32,7 +32,6 @@ class HttpRequest:
     request_id: str = ""
     #: ``requestContext.authorizer.iam`` when the URL uses AWS_IAM, else None.
     iam: Mapping[str, Any] | None = None
-    source_ip: str = ""
 
 
 @dataclass(slots=True)
@@ -55,11 +54,10 @@ class HttpResponse:
 def from_function_url_event(event: Mapping[str, Any], *, max_body_bytes: int) -> HttpRequest:
     """Turn a function URL (payload format 2.0) event into an :class:`HttpRequest`.
 
-    Honours ``isBase64Encoded`` and rejects oversized or undecodable bodies with a
-    :class:`RequestError` carrying the HTTP status to answer with.
+    Honours ``isBase64Encoded``; refuses an oversized (413) or undecodable (400) body.
     """
     if not isinstance(event, Mapping):
-        raise RequestError("event is not a JSON object", status=400)
+        raise InvalidRequestError("event is not a JSON object")
     ctx = event.get("requestContext") or {}
     http = ctx.get("http") or {} if isinstance(ctx, Mapping) else {}
     method = str(http.get("method") or event.get("httpMethod") or "GET").upper()
@@ -67,28 +65,28 @@ def from_function_url_event(event: Mapping[str, Any], *, max_body_bytes: int) ->
     query = str(event.get("rawQueryString") or "")
     raw_headers = event.get("headers") or {}
     if not isinstance(raw_headers, Mapping):
-        raise RequestError("event field 'headers' is not an object", status=400)
+        raise InvalidRequestError("event field 'headers' is not an object")
     headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
     raw_body = event.get("body")
     body: bytes
     if raw_body is None:
         body = b""
     elif not isinstance(raw_body, str):
-        raise RequestError("event field 'body' is not a string", status=400)
+        raise InvalidRequestError("event field 'body' is not a string")
     elif event.get("isBase64Encoded"):
         # base64 grows the payload by 4/3: check the decoded size bound before decoding.
         if len(raw_body) * 3 // 4 > max_body_bytes + 3:
-            raise RequestError(f"request body exceeds {max_body_bytes} bytes", status=413)
+            raise PayloadTooLargeError(f"request body exceeds {max_body_bytes} bytes")
         try:
             body = base64.b64decode(raw_body, validate=True)
         except (binascii.Error, ValueError):
-            raise RequestError("request body is marked base64 but is not valid base64", status=400) from None
+            raise InvalidRequestError("request body is marked base64 but is not valid base64") from None
     else:
         # A lone surrogate in the event's body text stays bytes that are not UTF-8, which the
         # envelope parser refuses with a 400 (a plain encode() would raise: a 500).
         body = raw_body.encode("utf-8", "surrogatepass")
     if len(body) > max_body_bytes:
-        raise RequestError(f"request body of {len(body)} bytes exceeds {max_body_bytes} bytes", status=413)
+        raise PayloadTooLargeError(f"request body of {len(body)} bytes exceeds {max_body_bytes} bytes")
     authorizer = ctx.get("authorizer") if isinstance(ctx, Mapping) else None
     iam = authorizer.get("iam") if isinstance(authorizer, Mapping) else None
     return HttpRequest(
@@ -99,5 +97,4 @@ def from_function_url_event(event: Mapping[str, Any], *, max_body_bytes: int) ->
         body=body,
         request_id=str(ctx.get("requestId") or "") if isinstance(ctx, Mapping) else "",
         iam=iam if isinstance(iam, Mapping) else None,
-        source_ip=str(http.get("sourceIp") or ""),
     )

@@ -1,18 +1,8 @@
-"""Structured logs and EMF metrics with Powertools (issue #4 item 7).
+"""Structured logs and EMF metrics with Powertools (what is recorded: docs/handler.md, "Observability").
 
-What is recorded, on purpose, is identifiers and numbers only: request id, session id, plugin id,
-action, cold start, status, ``error_type``, durations and counts. Request bodies, credentials,
-prompt text, audio, exception messages and the shared secret never reach a log line or a metric
-(exception messages can quote the prompt or a credential, so only the class name is logged).
-
-Metrics (namespace ``DifyLambda``, dimensions ``plugin_id`` + ``action``): ``Invocations``,
-``Duration``, ``TimeToFirstEvent``, ``Events``; ``Errors`` with an extra ``error_type`` dimension
-when the plugin raised; ``Rejected`` (with ``error_type``) for 4xx answers. They are flushed after
-the stream ended, from :meth:`HttpResponse.close`.
-
-Both go to the process's original stdout (``sys.__stdout__``), where Lambda collects them: once
-``dify_plugin`` is imported, ``sys.stdout`` is gevent's thread-pool file wrapper, which costs a
-thread hop per write.
+Identifiers and numbers only: bodies, credentials, prompt text and exception messages (which can quote
+them) never reach a log line or a metric. Both go to ``sys.__stdout__``: once ``dify_plugin`` is
+imported, ``sys.stdout`` is gevent's thread-pool file wrapper, a thread hop per write.
 """
 
 from __future__ import annotations

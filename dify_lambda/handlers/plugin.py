@@ -1,17 +1,9 @@
 """The real :class:`~dify_lambda.handlers.dispatch.PluginRuntime`: one plugin loaded with the SDK.
 
-Runs only inside the plugin process: ``dify_plugin`` is imported in :meth:`SdkPluginRuntime.load`
-(lazily by default, or through its gevent-patching ``__init__``: see
-:mod:`dify_lambda.handlers.sdk_import`). The plugin is loaded with the SDK's own public classes
-(``PluginRegistration``, ``PluginExecutor``, ``Session``; docs/plugin-package.md §8) and each event line
-is serialized by the SDK's own ``ResponseWriter`` helpers, so the bytes equal what the SDK's
-serverless server writes. The per-request loop mirrors ``Plugin._execute_request`` and
-``IOServer._execute_request_in_thread`` as a generator: items are yielded the moment the plugin
-produces them, in the caller's greenlet, with no thread or queue hop.
-
-That loop is the same in every release since 0.2.0; what differs between releases is adapted
-by :mod:`dify_lambda.handlers.sdk_versions` (served actions, ``Session`` arguments, the error's
-``traceback``). Releases outside :data:`SUPPORTED_SDK` fail init with :class:`UnsupportedSdkError`.
+Runs only inside the plugin process (``dify_plugin`` is imported by :meth:`SdkPluginRuntime.load`,
+see :mod:`dify_lambda.handlers.sdk_import`). It loads the plugin with the SDK's own public classes
+and runs the SDK's per-request loop as a generator, serializing with the SDK's own writer, so every
+byte is that release's (docs/handler.md, "SDK versions", "How").
 """
 
 from __future__ import annotations
@@ -24,6 +16,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from dify_lambda import wire
@@ -94,13 +87,12 @@ class SdkPluginRuntime:
         sdk_version: str,
         routes: dict[str, _Route],
         sdk: Any,
-        profile: SdkProfile | None = None,
     ) -> None:
         self._plugin_id = plugin_id
         self.sdk_version = sdk_version
         self._routes = routes
         self._sdk = sdk
-        self._profile = profile or SdkProfile.of(sdk_version)
+        self._profile = SdkProfile.of(sdk_version)
 
     @property
     def plugin_id(self) -> str:
@@ -116,11 +108,11 @@ class SdkPluginRuntime:
             version = metadata.version("dify_plugin")
         except metadata.PackageNotFoundError:
             raise UnsupportedSdkError("dify_plugin is not installed next to the handler") from None
-        profile = SdkProfile.of(version)
+        check_sdk_version(version)  # before anything of the plugin is loaded
         os.chdir(root)
         if sys.path[:1] != [str(root)]:
             sys.path.insert(0, str(root))
-        env, registration, executor, sdk = load_sdk_plugin(root, _Sdk.import_)
+        env, registration, executor, sdk = load_sdk_plugin(root, _import_sdk)
         config = registration.configuration
         routes = {
             action: _route(executor, name)
@@ -134,7 +126,6 @@ class SdkPluginRuntime:
             sdk_version=version,
             routes=routes,
             sdk=sdk,
-            profile=profile,
         )
         runtime._warm_up()
         return runtime
@@ -196,8 +187,7 @@ class SdkPluginRuntime:
             if result:
                 if isinstance(result, Generator):
                     for item in result:
-                        if writer.pending:
-                            yield from writer.drain()
+                        yield from writer.drain()
                         yield line(sid, writer.stream_object(item)).encode()
                 else:
                     yield line(sid, writer.stream_object(result)).encode()
@@ -206,8 +196,7 @@ class SdkPluginRuntime:
             if isinstance(exc, self._sdk.InvokeError):
                 args["description"] = exc.description
             outcome.error_type = type(exc).__name__
-            if writer.pending:
-                yield from writer.drain()
+            yield from writer.drain()
             error = {"error_type": type(exc).__name__, "message": str(exc), "args": args}
             try:
                 encoded = line(sid, writer.stream_error_object(error)).encode()
@@ -218,8 +207,7 @@ class SdkPluginRuntime:
             # Stop the plugin's generator if the client went away mid-stream.
             if isinstance(result, Generator):
                 result.close()
-        if writer.pending:
-            yield from writer.drain()
+        yield from writer.drain()
         yield line(sid, writer.stream_end_object()).encode()
 
 
@@ -243,68 +231,58 @@ def _route(executor: Any, name: str) -> _Route:
     return _Route(method=method, model=annotation)
 
 
-class _Sdk:
+def _import_sdk() -> Any:
     """The SDK names this module uses, imported on demand (inside the plugin process only)."""
+    try:
+        from concurrent.futures import ThreadPoolExecutor
 
-    DifyPluginEnv: Any
-    InstallMethod: Any
-    PluginRegistration: Any
-    PluginExecutor: Any
-    Session: Any
-    InvokeError: Any
-    ValidationError: Any
-    LineWriter: Any
-    session_arguments: frozenset[str]
-    pool: Any
-    reader: Any
-    env: Any
+        from dify_plugin.config.config import DifyPluginEnv, InstallMethod
+        from dify_plugin.core.plugin_executor import PluginExecutor
+        from dify_plugin.core.plugin_registration import PluginRegistration
+        from dify_plugin.core.runtime import Session
+        from dify_plugin.core.server.__base.request_reader import RequestReader
+        from dify_plugin.core.server.__base.response_writer import ResponseWriter
+        from dify_plugin.errors.model import InvokeError
+        from pydantic import ValidationError
+    except ImportError as exc:
+        raise UnsupportedSdkError(f"dify_plugin is missing a module this handler needs: {exc}") from exc
+    if not hasattr(ResponseWriter, "session_message_text"):
+        raise UnsupportedSdkError("dify_plugin's ResponseWriter has no session_message_text")
 
-    @classmethod
-    def import_(cls) -> _Sdk:
-        try:
-            from concurrent.futures import ThreadPoolExecutor
+    class NoReader(RequestReader):  # type: ignore[misc]
+        """Serverless sessions never read (callbacks go over HTTP); the Session needs one anyway."""
 
-            from dify_plugin.config.config import DifyPluginEnv, InstallMethod
-            from dify_plugin.core.plugin_executor import PluginExecutor
-            from dify_plugin.core.plugin_registration import PluginRegistration
-            from dify_plugin.core.runtime import Session
-            from dify_plugin.core.server.__base.request_reader import RequestReader
-            from dify_plugin.core.server.__base.response_writer import ResponseWriter
-            from dify_plugin.errors.model import InvokeError
-            from pydantic import ValidationError
-        except ImportError as exc:
-            raise UnsupportedSdkError(f"dify_plugin is missing a module this handler needs: {exc}") from exc
-        if not hasattr(ResponseWriter, "session_message_text"):
-            raise UnsupportedSdkError("dify_plugin's ResponseWriter has no session_message_text")
+        def _read_stream(self) -> Generator[Any, None, None]:
+            yield from ()
 
-        class NoReader(RequestReader):  # type: ignore[misc]
-            """Serverless sessions never read (callbacks go over HTTP); the Session needs one anyway."""
+    class LineWriter(ResponseWriter):  # type: ignore[misc]
+        """Collects anything written to the session directly, so it is emitted in order."""
 
-            def _read_stream(self) -> Generator[Any, None, None]:
-                yield from ()
+        def __init__(self) -> None:
+            self.pending: list[bytes] = []
 
-        class LineWriter(ResponseWriter):  # type: ignore[misc]
-            """Collects anything written to the session directly, so it is emitted in order."""
+        def write(self, data: str) -> None:
+            self.pending.append(data.encode() if isinstance(data, str) else bytes(data))
 
-            def __init__(self) -> None:
-                self.pending: list[bytes] = []
+        def done(self) -> None:
+            pass
 
-            def write(self, data: str) -> None:
-                self.pending.append(data.encode() if isinstance(data, str) else bytes(data))
-
-            def done(self) -> None:
-                pass
-
-            def drain(self) -> Iterator[bytes]:
+        def drain(self) -> Iterator[bytes]:
+            """What was written directly, as one chunk (nothing when nothing was)."""
+            if self.pending:
                 chunks, self.pending = self.pending, []
                 yield b"".join(chunks)
 
-        sdk = cls()
-        sdk.LineWriter = LineWriter
-        sdk.DifyPluginEnv, sdk.InstallMethod = DifyPluginEnv, InstallMethod
-        sdk.PluginRegistration, sdk.PluginExecutor, sdk.Session = PluginRegistration, PluginExecutor, Session
-        sdk.InvokeError, sdk.ValidationError = InvokeError, ValidationError
+    return SimpleNamespace(
+        LineWriter=LineWriter,
+        DifyPluginEnv=DifyPluginEnv,
+        InstallMethod=InstallMethod,
+        PluginRegistration=PluginRegistration,
+        PluginExecutor=PluginExecutor,
+        Session=Session,
+        InvokeError=InvokeError,
+        ValidationError=ValidationError,
         # Sessions keep an executor they never use in serverless mode; one idle pool is enough.
-        sdk.pool = ThreadPoolExecutor(max_workers=1)
-        sdk.reader = NoReader()
-        return sdk
+        pool=ThreadPoolExecutor(max_workers=1),
+        reader=NoReader(),
+    )

@@ -17,7 +17,6 @@ import http.client
 import ipaddress
 import json
 import socket
-import time
 import traceback
 import urllib.parse
 from collections.abc import Mapping
@@ -31,7 +30,6 @@ __all__ = [
     "HTTP_INTEGRATION_CONTENT_TYPE",
     "ErrorInfo",
     "Invocation",
-    "LambdaContext",
     "ResponseWriter",
     "RuntimeApiClient",
     "RuntimeApiError",
@@ -91,27 +89,6 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class LambdaContext:
-    """The attributes of the managed runtime's context object that handlers commonly read."""
-
-    aws_request_id: str
-    deadline_ms: int
-    invoked_function_arn: str
-    trace_id: str
-    function_name: str
-    function_version: str
-    memory_limit_in_mb: str
-    log_group_name: str
-    log_stream_name: str
-    client_context: str | None = None
-    identity: str | None = None
-    tenant_id: str | None = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(self.deadline_ms - int(time.time() * 1000), 0)
-
-
-@dataclass(frozen=True, slots=True)
 class Invocation:
     """One event from ``/next``: the request id, its raw body and the Runtime API's headers."""
 
@@ -121,23 +98,6 @@ class Invocation:
 
     def event(self) -> Any:
         return json.loads(self.body)
-
-    def context(self, env: Mapping[str, str]) -> LambdaContext:
-        h = self.headers
-        return LambdaContext(
-            aws_request_id=self.request_id,
-            deadline_ms=int(h.get("lambda-runtime-deadline-ms") or 0),
-            invoked_function_arn=h.get("lambda-runtime-invoked-function-arn", ""),
-            trace_id=h.get("lambda-runtime-trace-id", ""),
-            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
-            function_version=env.get("AWS_LAMBDA_FUNCTION_VERSION", ""),
-            memory_limit_in_mb=env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""),
-            log_group_name=env.get("AWS_LAMBDA_LOG_GROUP_NAME", ""),
-            log_stream_name=env.get("AWS_LAMBDA_LOG_STREAM_NAME", ""),
-            client_context=h.get("lambda-runtime-client-context"),
-            identity=h.get("lambda-runtime-cognito-identity"),
-            tenant_id=h.get("lambda-runtime-aws-tenant-id"),
-        )
 
 
 def invocation_path(request_id: str, kind: str) -> str:
@@ -210,16 +170,16 @@ def encode_prelude(status: int, headers: Mapping[str, str], cookies: list[str]) 
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _connect(host: str, port: int, timeout: float | None) -> socket.socket:
-    """A TCP_NODELAY connection; an IP literal skips name resolution (a thread hop under gevent)."""
+def _connect(host: str, port: int) -> socket.socket:
+    """A blocking TCP_NODELAY connection; an IP literal skips name resolution (a thread hop under gevent)."""
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=None)
     else:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.settimeout(timeout)
+            sock.settimeout(None)
             sock.connect((host, port))
         except BaseException:
             sock.close()
@@ -236,16 +196,15 @@ class ResponseWriter:
     on its way the moment the application yields it.
     """
 
-    def __init__(self, host: str, port: int, request_id: str, *, timeout: float | None = None) -> None:
-        self._host, self._port, self._timeout = host, port, timeout
+    def __init__(self, host: str, port: int, request_id: str) -> None:
+        self._host, self._port = host, port
         self._path = invocation_path(request_id, "response")
         self._sock: socket.socket | None = None
         #: True once any byte of the response has been handed to the kernel.
         self.started = False
-        self.finished = False
 
     def start(self, prelude: bytes) -> None:
-        sock = _connect(self._host, self._port, self._timeout)
+        sock = _connect(self._host, self._port)
         self._sock = sock
         head = (
             f"POST {self._path} HTTP/1.1\r\n"
@@ -271,7 +230,6 @@ class ResponseWriter:
         """Send the last chunk (with the error trailers when ``error`` is given); return the API's status."""
         if self._sock is None:
             raise RuntimeApiError("response not started")
-        self.finished = True
         if error is None:
             self._sock.sendall(LAST_CHUNK)
         else:
@@ -337,22 +295,14 @@ class RuntimeApiClient:
     def response_writer(self, request_id: str) -> ResponseWriter:
         return ResponseWriter(self.host, self.port, request_id)
 
-    def post_invocation_error(self, request_id: str, error: ErrorInfo) -> int:
-        return self._post_error(invocation_path(request_id, "error"), error)
-
-    def post_init_error(self, error: ErrorInfo) -> int:
-        return self._post_error(INIT_ERROR_PATH, error)
-
-    def post_restore_error(self, error: ErrorInfo) -> int:
-        return self._post_error(RESTORE_ERROR_PATH, error)
-
     def restore_next(self) -> None:
         """SnapStart: block until the snapshot has been restored."""
         status, _, _ = self._request("GET", RESTORE_NEXT_PATH)
         if status != 200:
             raise RuntimeApiError(f"GET /restore/next answered {status}")
 
-    def _post_error(self, path: str, error: ErrorInfo) -> int:
+    def post_error(self, path: str, error: ErrorInfo) -> int:
+        """Report ``error`` to ``/init/error``, ``/restore/error`` or an invocation's ``error`` path."""
         headers = {ERROR_TYPE_HEADER: error.error_type, "Content-Type": "application/json"}
         status, _, _ = self._request("POST", path, error.json_body(), headers)
         return status

@@ -1,25 +1,16 @@
 """How the handler process imports ``dify_plugin``: lazily (default) or through its real ``__init__``.
 
-The SDK's package ``__init__`` gevent-patches the whole process and then eagerly imports every
-public class, including the Flask/gevent server stack and the OpenAI-compatible bases that a
-Lambda handler never runs (docs/plugin-package.md §6). Plugins still write ``from dify_plugin import
-LargeLanguageModel``, which runs that ``__init__``.
+Why: that ``__init__`` gevent-patches the process and eagerly imports the SDK's server stack
+(docs/plugin-package.md §6), yet plugins write ``from dify_plugin import LargeLanguageModel``.
 
-``lazy`` puts a stand-in package in ``sys.modules["dify_plugin"]`` before anything imports the SDK.
-It has the real package's ``__spec__``/``__path__``, so submodule imports work unchanged, and a
-module ``__getattr__`` (PEP 562 semantics) that resolves each public name from the submodule that
-defines it. The name→submodule map is read from the installed ``__init__.py`` with :mod:`ast` at
-run time, so an SDK update is followed; a name the map does not cover makes the stand-in run the
-real ``__init__`` in place (the ``full`` behaviour). The ``__init__``'s submodules are still
-imported up front, in its order (the SDK has import cycles that only that order resolves), except
-:data:`DEFERRED`, which wait for first use. ``lazy`` skips the gevent patch: every SDK path
-the handler uses (``ai_model``'s token counter, ``Session``, HTTP backwards invocation through
-httpx) checks ``socket.socket is gevent.socket.socket`` or is plain blocking code, and the handler
-serves one request at a time in one thread. ``lazy`` also defers :data:`LAZY_MODULES`
-(``requests``): the SDK imports it at module level for file uploads only, and its urllib3 import
-is a large share of the start time; it runs on first attribute access instead (likewise ``h11``).
-
-``full`` imports the package normally (patch included); it stays the safe fallback.
+``lazy`` puts a stand-in package in ``sys.modules["dify_plugin"]``: the real ``__spec__``/``__path__``
+(submodule imports work unchanged) and a module ``__getattr__`` resolving each public name from the
+submodule that defines it, mapped from the installed ``__init__.py`` with :mod:`ast` (a name the map
+misses runs the real ``__init__`` in place). The ``__init__``'s submodules are imported up front in its
+order (the SDK has import cycles only that order resolves), except :data:`DEFERRED`. No gevent patch:
+every SDK path the handler uses is plain blocking code or checks for gevent, and the handler serves
+one request at a time. :data:`LAZY_MODULES` run on first attribute access. ``full`` imports the
+package normally (patch included); it stays the safe fallback.
 """
 
 from __future__ import annotations
@@ -102,8 +93,6 @@ class InitMap:
     exports: tuple[str, ...]
     #: public name → (absolute submodule, attribute in it)
     sources: dict[str, tuple[str, str]]
-    #: ``__all__`` names the map cannot resolve (resolved by running the real ``__init__``)
-    unresolved: tuple[str, ...]
     #: the submodules the ``__init__`` imports from, in its order (the SDK has import cycles that
     #: only this order resolves, e.g. ``core.model_factory`` ↔ ``interfaces.model``)
     order: tuple[str, ...] = ()
@@ -131,13 +120,10 @@ def parse_init(source: str, package: str = PACKAGE) -> InitMap:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
                 exports = _literal_names(node.value)
-    if exports is None:
-        exports = []
-    resolved = {name: sources[name] for name in exports if name in sources}
+    exports = exports or []
     return InitMap(
         exports=tuple(exports),
-        sources=resolved,
-        unresolved=tuple(name for name in exports if name not in resolved),
+        sources={name: sources[name] for name in exports if name in sources},
         order=tuple(order),
     )
 

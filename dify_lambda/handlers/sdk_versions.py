@@ -1,22 +1,7 @@
 """Which ``dify_plugin`` releases the handler serves, and the little that differs between them.
 
-Plain Python (no ``dify_plugin``), so the builder can refuse an out-of-range SDK at build time.
-
-Every release since 0.2.0 answers a serverless request the same way: build the action's request
-model, call the ``PluginExecutor`` method with a ``Session``, write one ``stream`` line per item,
-an ``error`` line for an exception, then ``end`` (``Plugin._execute_request`` and
-``IOServer._execute_request_in_thread``). The handler runs that loop itself (see
-docs/handler.md, "SDK versions") with the release's own writer and models, so what is left to
-adapt per release is:
-
-* the actions served: those whose ``PluginExecutor`` method exists (read from the executor, e.g.
-  polling and the multimodal actions only from 0.9);
-* the ``Session`` arguments: those its ``__init__`` accepts (read from its signature, e.g.
-  ``context`` from 0.4, ``max_invocation_timeout`` from 0.5);
-* the error ``args``: a ``traceback`` since 0.10.1 (:attr:`SdkProfile.error_traceback`), the one
-  difference that cannot be read from a signature.
-
-A new release needs an entry here only if it changes what its serverless server writes.
+Plain Python (no ``dify_plugin``), so the builder can refuse an out-of-range SDK at build time. What
+differs per release and how each difference is adapted: docs/handler.md, "SDK versions".
 """
 
 from __future__ import annotations
@@ -58,7 +43,6 @@ def parse_version(version: str) -> tuple[int, int, int] | None:
 class SdkProfile:
     """What the handler must do differently for one release."""
 
-    version: tuple[int, int, int]
     #: The error line's ``args`` holds ``traceback`` (``traceback.format_exc()``).
     error_traceback: bool
 
@@ -68,7 +52,7 @@ class SdkProfile:
         check_sdk_version(version)
         parsed = parse_version(version)
         assert parsed is not None
-        return cls(version=parsed, error_traceback=parsed >= ERROR_TRACEBACK_SINCE)
+        return cls(error_traceback=parsed >= ERROR_TRACEBACK_SINCE)
 
 
 def check_sdk_version(version: str) -> None:

@@ -10,7 +10,6 @@ invocation never stops the loop; an init failure posts ``/init/error`` and exits
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import os
 import sys
@@ -19,20 +18,21 @@ from typing import Any, Protocol
 
 from dify_lambda.handlers.http import HttpResponse
 from dify_lambda.handlers.runtime_api import (
+    INIT_ERROR_PATH,
+    RESTORE_ERROR_PATH,
     ErrorInfo,
     Invocation,
-    LambdaContext,
     ResponseWriter,
     RuntimeApiClient,
     RuntimeApiError,
     encode_prelude,
+    invocation_path,
 )
 
 __all__ = [
     "APP_FACTORY_ENV",
     "DEFAULT_APP_FACTORY",
     "Application",
-    "current_context",
     "load_application",
     "main",
     "register_after_restore",
@@ -48,20 +48,12 @@ TRACE_ENV = "_X_AMZN_TRACE_ID"
 Hook = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 _before_snapshot: list[Hook] = []
 _after_restore: list[Hook] = []
-_context: contextvars.ContextVar[LambdaContext | None] = contextvars.ContextVar(
-    "lambda_context", default=None
-)
 
 
 class Application(Protocol):
     """What the loop needs from the application core (``dify_lambda.handlers.app``)."""
 
     def handle_event(self, event: dict[str, Any]) -> HttpResponse: ...
-
-
-def current_context() -> LambdaContext | None:
-    """The context of the invocation being served (None outside an invocation)."""
-    return _context.get()
 
 
 def register_before_snapshot(func: Callable[..., object], *args: Any, **kwargs: Any) -> None:
@@ -115,9 +107,8 @@ def serve_invocation(client: RuntimeApiClient, app: Application, invocation: Inv
             raise TypeError("the invocation event is not a JSON object")
         response = app.handle_event(event)
     except Exception as exc:
-        client.post_invocation_error(
-            invocation.request_id, ErrorInfo.from_exception(exc, category="Function")
-        )
+        error = ErrorInfo.from_exception(exc, category="Function")
+        client.post_error(invocation_path(invocation.request_id, "error"), error)
         return
     writer = client.response_writer(invocation.request_id)
     try:
@@ -134,7 +125,7 @@ def serve_invocation(client: RuntimeApiClient, app: Application, invocation: Inv
         if writer.started:
             _finish(writer, error)
         else:
-            client.post_invocation_error(invocation.request_id, error)
+            client.post_error(invocation_path(invocation.request_id, "error"), error)
     else:
         _finish(writer, None)
     finally:
@@ -163,11 +154,7 @@ def run_loop(client: RuntimeApiClient, app: Application, *, max_invocations: int
             os.environ[TRACE_ENV] = trace_id
         else:
             os.environ.pop(TRACE_ENV, None)
-        token = _context.set(invocation.context(os.environ))
-        try:
-            serve_invocation(client, app, invocation)
-        finally:
-            _context.reset(token)
+        serve_invocation(client, app, invocation)
         served += 1
 
 
@@ -178,7 +165,7 @@ def _snapstart(client: RuntimeApiClient) -> bool:
         for func, args, kwargs in reversed(before):
             func(*args, **kwargs)
     except Exception as exc:
-        client.post_init_error(ErrorInfo.from_exception(exc, category="Runtime"))
+        client.post_error(INIT_ERROR_PATH, ErrorInfo.from_exception(exc, category="Runtime"))
         return False
     client.restore_next()
     _, after = _hooks()
@@ -186,7 +173,7 @@ def _snapstart(client: RuntimeApiClient) -> bool:
         for func, args, kwargs in after:
             func(*args, **kwargs)
     except Exception as exc:
-        client.post_restore_error(ErrorInfo.from_exception(exc, category="Runtime"))
+        client.post_error(RESTORE_ERROR_PATH, ErrorInfo.from_exception(exc, category="Runtime"))
         return False
     return True
 
@@ -207,7 +194,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except Exception as exc:
         error = ErrorInfo.from_exception(exc, category="Runtime")
         _report(f"init failed: {error.error_type}: {error.message}")
-        client.post_init_error(error)
+        client.post_error(INIT_ERROR_PATH, error)
         return 1
     try:
         if env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" and not _snapstart(client):

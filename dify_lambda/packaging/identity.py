@@ -1,8 +1,5 @@
-"""The checksum of a package, computed exactly as the plugin daemon does (its identity forms are
-``dify_lambda.wire.PluginIdentity``).
-
-Checksum (daemon ``decoder/checksum.go``): over the file entries sorted by path, concatenate the raw
-32-byte ``sha256(path)`` and ``sha256(content)`` of each, hash the whole, print lowercase hex.
+"""The checksum of a package, computed exactly as the plugin daemon does (docs/plugin-package.md §2);
+its identity forms are ``dify_lambda.wire.PluginIdentity``.
 """
 
 from __future__ import annotations

@@ -7,11 +7,8 @@ any depth), ``*`` and ``?`` and ``[...]`` never match ``/``, and ``**`` matches 
 (``**/x``, ``x/**``, ``a/**/b``). The last matching pattern wins, and nothing inside an excluded
 directory can be re-included.
 
-The official packager stops at the first excluding pattern, so ``!keep.me`` has no effect there;
-here negation works as in git. Packages differ only for ignore files that use negation.
-
-Patterns run on :mod:`dify_lambda.packaging.pathmatch` (no backtracking), and their length and
-count are capped (:mod:`dify_lambda.packaging.limits`), so no ignore file can make a walk hang.
+Negation works as in git, unlike the official packager (docs/limits.md). Patterns run on
+:mod:`dify_lambda.packaging.pathmatch` (no backtracking), their length and count capped.
 """
 
 from __future__ import annotations

@@ -25,10 +25,7 @@ MIB = wire.MIB
 #: The official packager's and the daemon's default cap (``MAX_PLUGIN_PACKAGE_SIZE``), uncompressed.
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 50 * MIB
 
-# Pattern caps. Matching costs pattern length x path length (dify_lambda.packaging.pathmatch); these
-# bound how many such matches a package or a source directory can ask for. Real plugins stay far
-# below: the 70 official model plugins use patterns of at most 35 characters, at most 10 predefined
-# patterns per provider and ignore files of at most 7 patterns (a generated Python .gitignore has ~200).
+# Pattern caps bound the whole matching work (docs/limits.md, "What a package may declare").
 #: Longest ignore-file line or predefined-model pattern.
 MAX_PATTERN_CHARS = 1024
 #: Most patterns in one ``.difyignore`` / ``.gitignore``.

@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dify_lambda.packaging.errors import ManifestError
 from dify_lambda.packaging.limits import MAX_YAML_DEPTH
+from dify_lambda.wire import VERSION_PATTERN
 
 __all__ = [
     "ARCHITECTURES",
     "MODEL_TYPE_KEYS",
-    "SUPPORTED_PYTHON_VERSIONS",
     "CredentialFormSchema",
     "I18n",
     "Manifest",
@@ -29,7 +29,6 @@ __all__ = [
     "validate_model",
 ]
 
-SUPPORTED_PYTHON_VERSIONS = ("3.12", "3.13")
 ARCHITECTURES = ("amd64", "arm64")
 #: ``models.<key>`` in a provider YAML (underscored) -> the model type name (hyphenated).
 MODEL_TYPE_KEYS = {
@@ -40,9 +39,7 @@ MODEL_TYPE_KEYS = {
     "speech2text": "speech2text",
     "moderation": "moderation",
 }
-MODEL_TYPES = ("llm", "text-embedding", "rerank", "speech2text", "moderation", "tts", "text2img")
-#: The daemon's version grammar (from the unique-identifier pattern).
-_VERSION_RE = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,4}){1,3}(-\w{1,16})?$")
+_VERSION_RE = re.compile(rf"^{VERSION_PATTERN}$")
 #: Largest number of nodes a YAML document may expand to (aliases counted each time: no YAML bombs).
 _MAX_YAML_NODES = 200_000
 

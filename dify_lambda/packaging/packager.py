@@ -1,16 +1,11 @@
-"""``dify-lambda package``: build the same ``.difypkg`` as ``dify plugin package``, deterministically.
-
-A plain deflate zip of file entries only, sorted by path, ``/`` separators, empty comment. Timestamps
-(1980-01-01) and modes (0644) are fixed, so the same directory always gives the same bytes. The
-result is re-read with :class:`PluginPackage` before anything is written, and written atomically.
+"""``dify-lambda package``: the same ``.difypkg`` as ``dify plugin package`` (docs/plugin-package.md §1),
+deterministically; re-read with :class:`PluginPackage` before it is written, atomically.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +16,9 @@ from dify_lambda.packaging.limits import DEFAULT_MAX_UNCOMPRESSED_BYTES, MIB, Re
 from dify_lambda.packaging.reader import PluginPackage
 from dify_lambda.packaging.requirements import UvExporter, find_uv, generate_requirements, uv_exporter
 from dify_lambda.packaging.source import collect_directory
+from dify_lambda.packaging.zipread import FIXED_DATE_TIME, write_zip
 
 __all__ = ["FIXED_DATE_TIME", "PackResult", "atomic_write", "build_package", "write_package", "zip_files"]
-
-FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-_FILE_MODE = 0o100644
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +32,7 @@ class PackResult:
 
 def zip_files(files: Mapping[str, bytes]) -> bytes:
     """A deterministic deflate zip of ``files`` sorted by path."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(files):
-            info = zipfile.ZipInfo(path, date_time=FIXED_DATE_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3  # Unix, so the mode below is meaningful everywhere
-            info.external_attr = _FILE_MODE << 16
-            zf.writestr(info, files[path])
-    return out.getvalue()
+    return write_zip(sorted(files.items()))
 
 
 def build_package(

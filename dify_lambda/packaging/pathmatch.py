@@ -51,6 +51,9 @@ class _Token:
         return c != "/" and any(lo <= c <= hi for lo, hi in self.ranges) != self.negate
 
 
+#: The single-character wildcards both dialects share (tokens are immutable, so shared).
+_WILDCARDS = {"*": _Token(_Kind.STAR), "?": _Token(_Kind.ANY)}
+
 #: Masks cached per pattern for at most this many distinct characters (paths of a hostile package
 #: may use thousands); beyond it masks are computed per character, which is still O(pattern).
 _MASK_CACHE = 256
@@ -201,22 +204,18 @@ def compile_gitignore(glob: str) -> Glob:
                 tokens.append(_Token(_Kind.STAR))
                 i += 2
             continue
-        if c == "*":
-            tokens.append(_Token(_Kind.STAR))
-        elif c == "?":
-            tokens.append(_Token(_Kind.ANY))
-        elif c == "[":
+        if c == "[":
             parsed = _parse_class(glob, i, escapes=True, negators="!^", lo_always=True)
             if parsed is None:  # git: an unterminated class never matches
                 return Glob([_Token(_Kind.NEVER)], glob)
             tok, i = parsed
             tokens.append(tok)
             continue
-        elif c == "\\" and i + 1 < n:
+        if c == "\\" and i + 1 < n:
             i += 1
             tokens.append(_Token(_Kind.LIT, glob[i]))
         else:
-            tokens.append(_Token(_Kind.LIT, c))
+            tokens.append(_WILDCARDS.get(c) or _Token(_Kind.LIT, c))
         i += 1
     return Glob(tokens, glob)
 
@@ -276,19 +275,14 @@ def compile_model_glob(glob: str) -> Glob:
         i, n = 0, len(part)
         while i < n:
             c = part[i]
-            if c == "*":
-                tokens.append(_Token(_Kind.STAR))
-            elif c == "?":
-                tokens.append(_Token(_Kind.ANY))
-            elif c == "[":
+            if c == "[":
                 parsed = _parse_class(part, i, escapes=False, negators="!", lo_always=False)
                 if parsed is not None:
                     tok, i = parsed
                     tokens.append(tok)
                     continue
-                tokens.append(_Token(_Kind.LIT, c))  # fnmatch: an unterminated "[" is literal
-            else:
-                tokens.append(_Token(_Kind.LIT, c))
+            # fnmatch: an unterminated "[" is literal
+            tokens.append(_WILDCARDS.get(c) or _Token(_Kind.LIT, c))
             i += 1
         if not last:
             tokens.append(_Token(_Kind.LIT, "/"))

@@ -45,15 +45,3 @@ class ModelProviderSpec:
     model_sources: tuple[str, ...] = ()
     #: ``_position.yaml`` files: model type -> ordered model names.
     positions: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def provider_credential_variables(self) -> list[str]:
-        return [f.variable for f in self.provider_credentials]
-
-    @property
-    def model_credential_variables(self) -> list[str]:
-        return [f.variable for f in self.model_credentials]
-
-    @property
-    def model_names(self) -> list[str]:
-        return [m.model for models in self.predefined_models.values() for m in models]

@@ -15,9 +15,8 @@ from dify_lambda.packaging.contents import validate_contents
 from dify_lambda.packaging.errors import ManifestError, PackageError, PackageTooLargeError, UnsafePackageError
 from dify_lambda.packaging.identity import compute_checksum
 from dify_lambda.packaging.limits import DEFAULT_LIMITS, ReadLimits
-from dify_lambda.packaging.manifest import Manifest
 from dify_lambda.packaging.providers import ModelProviderSpec
-from dify_lambda.packaging.signature import SignatureInfo, parse_comment
+from dify_lambda.packaging.signature import parse_comment
 from dify_lambda.packaging.source import collect_directory
 from dify_lambda.packaging.zipread import read_zip
 from dify_lambda.wire import UNIQUE_IDENTIFIER_RE, PluginIdentity
@@ -35,26 +34,6 @@ class PluginPackage:
     'author/name:0.0.1@3f2a...'
     """
 
-    name: str
-    manifest: Manifest
-    providers: list[ModelProviderSpec]
-    #: Plugin kinds present but not served (``tools``, ``endpoints``, ...) -> their YAML paths.
-    other_kinds: dict[str, list[str]]
-    checksum: str
-    identity: PluginIdentity
-    unique_identifier: str
-    plugin_id: str
-    serverless_filename: str
-    entries: list[str]
-    #: File entries in archive order (the order signatures are computed in).
-    zip_order: tuple[str, ...]
-    uncompressed_size: int
-    comment: bytes
-    signature: SignatureInfo | None
-    #: Accepted but suspicious (a predefined-model pattern that matches no file), one line each;
-    #: ``inspect`` and ``build`` print them.
-    warnings: tuple[str, ...]
-
     def __init__(
         self,
         *,
@@ -70,9 +49,12 @@ class PluginPackage:
         self._files = files
         self.manifest = contents.manifest
         self.providers = contents.providers
+        #: Plugin kinds present but not served (``tools``, ``endpoints``, ...) -> their YAML paths.
         self.other_kinds = contents.other_kinds
+        #: Accepted but suspicious, one line each; ``inspect`` and ``build`` print them.
         self.warnings = contents.warnings
         self.entries = sorted(files)
+        #: File entries in archive order (the order signatures are computed in).
         self.zip_order = order
         self.uncompressed_size = sum(len(c) for c in files.values())
         self.comment = comment
@@ -149,10 +131,6 @@ class PluginPackage:
     def files(self) -> dict[str, bytes]:
         """A copy of ``path -> bytes`` for every file entry."""
         return dict(self._files)
-
-    @property
-    def is_signed(self) -> bool:
-        return self.signature is not None
 
     def extract_to(self, dest: str | os.PathLike[str]) -> None:
         """Write every file under ``dest`` (created if needed), never outside it, never through a link.

@@ -1,23 +1,12 @@
 """Plugin requirements: the PEP 508 gate every line passes, and ``requirements.txt`` generation.
 
-Requirements are data, never instructions (docs/security.md, "Build-time trust model"): each line
-of ``requirements.txt``, each ``[project].dependencies`` entry and each line derived from ``uv.lock``
-or ``uv export`` must parse with the ``packaging`` library as ``name[extras] specifier ; marker``.
-Options (any line starting with ``-``, glued or abbreviated), per-requirement options such as
-``--hash``, direct URLs, VCS references, local paths, line continuations, ``${VAR}`` references,
-undecodable bytes and oversized input are refused with one line naming the source and line number
-(and the package name when it parsed), never the line's content. What the resolver reads is the
-canonical form the parser prints, written by the builder into a file of its own.
+Requirements are data, never instructions: what is accepted and refused is listed in docs/security.md
+("Build-time trust model"). What the resolver reads is the canonical form the parser prints.
 
-Generation of ``requirements.txt`` for a plugin that only ships ``pyproject.toml`` / ``uv.lock``.
-
-Order of preference (the first that applies is used and reported):
-
-1. ``uv export --frozen ...`` when ``uv`` is available (``$UV_PATH`` or ``PATH``), as the official
-   packager does;
-2. our own reading of ``uv.lock``: the packages reachable from the project through its non-dev
-   dependencies (extras followed per edge), pinned, with environment markers combined along the path;
-3. ``[project].dependencies`` of ``pyproject.toml`` as written (unpinned).
+``requirements.txt`` for a plugin that ships only ``pyproject.toml`` / ``uv.lock`` comes from the first
+that applies: ``uv export`` when ``uv`` is available (as the official packager does); our own reading
+of ``uv.lock`` (the project's non-dev dependency closure, pinned, markers combined along the path);
+``[project].dependencies`` as written.
 """
 
 from __future__ import annotations

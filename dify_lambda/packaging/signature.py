@@ -1,9 +1,5 @@
-"""Package signatures, as the official signer writes them and the daemon verifies them.
-
-The signed data is ``sha256(entry_1) || sha256(entry_2) || ... || str(unix_time)``: raw 32-byte
-digests of every file entry in archive order (``.verification.dify.json`` included, it is an ordinary
-entry), then the time in ASCII decimal. The signature is RSA PKCS#1 v1.5 over SHA-256 of that data,
-stored base64 in the zip comment as ``{"signature": "...", "time": N}``.
+"""Package signatures, as the official signer writes them and the daemon verifies them
+(docs/plugin-package.md §3: what is signed, the algorithm, the zip comment).
 """
 
 from __future__ import annotations
@@ -11,10 +7,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import time
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from dify_lambda.packaging.errors import KeyFileError, PackageError, SignatureError
+from dify_lambda.packaging.zipread import write_zip
 
 if TYPE_CHECKING:
     from dify_lambda.packaging.reader import PluginPackage
@@ -176,15 +171,5 @@ def sign_package(
         entries.append((VERIFICATION_FILE, body))
     when = int(time.time()) if now is None else now
     signature = key.sign(signed_data((c for _, c in entries), when), padding.PKCS1v15(), hashes.SHA256())
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path, content in entries:
-            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, content)
-        zf.comment = json.dumps(
-            {"signature": base64.b64encode(signature).decode("ascii"), "time": when}, separators=(",", ":")
-        ).encode()
-    return out.getvalue()
+    comment = {"signature": base64.b64encode(signature).decode("ascii"), "time": when}
+    return write_zip(entries, json.dumps(comment, separators=(",", ":")).encode())

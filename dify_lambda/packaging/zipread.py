@@ -1,4 +1,4 @@
-"""Decode a zip archive without trusting anything in it.
+"""Decode a zip archive without trusting anything in it, and write one deterministically.
 
 Every entry name is checked before anything is read; entries are inflated in bounded chunks and the
 bytes actually produced are counted against the caps (header sizes are only a first, cheap check).
@@ -13,12 +13,15 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dify_lambda.packaging.errors import PackageTooLargeError, UnsafePackageError
 from dify_lambda.packaging.limits import ReadLimits, five_largest
 
-__all__ = ["ZipContents", "check_entry_name", "read_zip"]
+__all__ = ["FIXED_DATE_TIME", "ZipContents", "check_entry_name", "read_zip", "write_zip"]
+
+FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -173,3 +176,18 @@ def read_zip(data: bytes, name: str, limits: ReadLimits) -> ZipContents:
             order.append(info.orig_filename)
             files[info.orig_filename] = content
         return ZipContents(order=tuple(order), files=files, comment=zf.comment)
+
+
+def write_zip(entries: Iterable[tuple[str, bytes]], comment: bytes = b"") -> bytes:
+    """A deflate zip of ``entries`` in the given order; fixed timestamps and 0644 modes, so the
+    same entries always give the same bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path, content in entries:
+            info = zipfile.ZipInfo(path, date_time=FIXED_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so the mode below is meaningful everywhere
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, content)
+        zf.comment = comment
+    return out.getvalue()

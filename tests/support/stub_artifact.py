@@ -19,7 +19,15 @@ def artifact_tree(dest: Path) -> Path:
     (pkg / "handlers").mkdir(parents=True)
     for name in ("__init__.py", "errors.py", "py.typed"):
         shutil.copy(ROOT / "dify_lambda" / name, pkg / name)
-    for name in ("__init__.py", "http.py", "stream.py", "runtime_api.py", "chunked.py", "exec_wrapper.sh"):
+    for name in (
+        "__init__.py",
+        "errors.py",
+        "http.py",
+        "stream.py",
+        "runtime_api.py",
+        "chunked.py",
+        "exec_wrapper.sh",
+    ):
         shutil.copy2(ROOT / "dify_lambda" / "handlers" / name, pkg / "handlers" / name)
     shutil.copy(ROOT / "tests" / "support" / "stub_apps.py", dest / "stub_apps.py")
     (dest / "plugin").mkdir()

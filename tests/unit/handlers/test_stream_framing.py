@@ -96,21 +96,6 @@ def test_runtime_api_address_must_be_host_port(address: str) -> None:
         RuntimeApiClient(address)
 
 
-def test_invocation_context_reads_the_runtime_headers() -> None:
-    inv = Invocation(
-        request_id="r-1",
-        body=b'{"rawPath": "/"}',
-        headers={
-            "lambda-runtime-deadline-ms": "1700000000000",
-            "lambda-runtime-invoked-function-arn": "arn:aws:lambda:us-east-1:1:function:f",
-            "lambda-runtime-trace-id": "Root=1-abc",
-        },
-    )
-    ctx = inv.context({"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"})
-    assert ctx.aws_request_id == "r-1"
-    assert ctx.deadline_ms == 1700000000000
-    assert ctx.invoked_function_arn.endswith(":function:f")
-    assert ctx.trace_id == "Root=1-abc"
-    assert ctx.function_name == "f" and ctx.memory_limit_in_mb == "512"
-    assert ctx.get_remaining_time_in_millis() == 0  # that deadline is in the past
+def test_invocation_event_is_the_json_body() -> None:
+    inv = Invocation(request_id="r-1", body=b'{"rawPath": "/"}', headers={})
     assert inv.event() == {"rawPath": "/"}

@@ -32,7 +32,7 @@ def test_minimal_plugin_reads() -> None:
     assert pkg.entries == sorted(files)
     assert pkg.uncompressed_size == sum(len(v) for v in files.values())
     assert pkg.signature is None
-    assert not pkg.is_signed
+    assert pkg.signature is None
     assert pkg.read("main.py") == files["main.py"]
     assert pkg.files() == files
     with pytest.raises(PackageError, match="no entry 'nope'"):
@@ -46,12 +46,12 @@ def test_provider_spec() -> None:
     assert provider.yaml_path == "provider/tiny.yaml"
     assert provider.supported_model_types == ("llm",)
     assert provider.configurate_methods == ("predefined-model", "customizable-model")
-    assert provider.provider_credential_variables == ["api_key"]
-    assert provider.model_credential_variables == ["endpoint"]
+    assert [f.variable for f in provider.provider_credentials] == ["api_key"]
+    assert [f.variable for f in provider.model_credentials] == ["endpoint"]
     assert provider.provider_credentials[0].type == "secret-input"
     assert provider.provider_credentials[0].required
     assert not provider.model_credentials[0].required
-    assert provider.model_names == ["tiny-chat"]
+    assert [m.model for ms in provider.predefined_models.values() for m in ms] == ["tiny-chat"]
     (model,) = provider.predefined_models["llm"]
     assert (model.model, model.model_type, model.file, model.label) == (
         "tiny-chat",
