@@ -14,7 +14,6 @@ import base64
 import functools
 import json
 import queue
-import socket
 import sys
 import time
 import urllib.parse
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from dify_lambda.emulator.runtime_server import Exchange, Message
+from dify_lambda.emulator.runtime_server import Exchange, Message, QuietHandler
 from dify_lambda.emulator.workers import Worker, WorkerPool
 from dify_lambda.handlers.chunked import LAST_CHUNK, BodyTooLarge, ChunkedReader, encode_chunk
 from dify_lambda.wire import FUNCTION_URL_MAX_REQUEST_BYTES, lambda_error_body
@@ -143,30 +142,9 @@ def make_front_server(host: str, port: int, config: FrontConfig) -> ThreadingHTT
 
 
 def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body leave in separate writes: without this, Nagle + delayed ACK stall 40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+    class Handler(QuietHandler):
         server_version = "dify-lambda-serve"
         sys_version = ""
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _plain(self, status: int, error_type: str | None, body: bytes, request_id: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("x-amzn-RequestId", request_id)
-            if error_type:
-                self.send_header("x-amzn-ErrorType", error_type)
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
 
         def _read_body(self) -> bytes:
             if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
@@ -194,14 +172,14 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                 doc = {
                     "Message": f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
                 }
-                self._plain(413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
+                _plain(self, 413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
                 return
             except _BadRequest as exc:
-                self._plain(400, None, json.dumps({"Message": str(exc)}).encode(), request_id)
+                _plain(self, 400, None, json.dumps({"Message": str(exc)}).encode(), request_id)
                 return
             except ValueError:
                 self.close_connection = True
-                self._plain(400, None, b'{"Message":"malformed chunked request body"}', request_id)
+                _plain(self, 400, None, b'{"Message":"malformed chunked request body"}', request_id)
                 return
             now = time.time()
             event = build_event(
@@ -222,7 +200,7 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                     "Type": "User",
                     "message": "Rate Exceeded.",
                 }
-                self._plain(429, "TooManyRequestsException", json.dumps(doc).encode(), request_id)
+                _plain(self, 429, "TooManyRequestsException", json.dumps(doc).encode(), request_id)
                 return
             try:
                 deadline = now + config.function_timeout
@@ -246,7 +224,7 @@ class _Relay:
     """
 
     def __init__(
-        self, handler: BaseHTTPRequestHandler, worker: Worker, exchange: Exchange, deadline: float, rid: str
+        self, handler: QuietHandler, worker: Worker, exchange: Exchange, deadline: float, rid: str
     ) -> None:
         self.h, self.worker, self.exchange, self.deadline, self.rid = handler, worker, exchange, deadline, rid
         self.started = False
@@ -329,15 +307,7 @@ class _Relay:
         self.h.wfile.flush()
 
     def _error(self, error_type: str, body: bytes) -> None:
-        h = self.h
-        h.send_response(502)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.send_header("x-amzn-RequestId", self.rid)
-        h.send_header("x-amzn-ErrorType", error_type)
-        h.end_headers()
-        h.wfile.write(body)
-        h.wfile.flush()
+        _plain(self.h, 502, error_type, body, self.rid)
 
     def _truncate(self) -> None:
         # No terminating chunk: the client sees an incomplete body, not a clean end.
@@ -352,6 +322,11 @@ class _Relay:
         error_type = "Sandbox.Timedout"
         body = lambda_error_body(error_type, f"RequestId: {self.rid} Error: Task timed out")
         self._send(functools.partial(self._error, error_type, body))
+
+
+def _plain(h: QuietHandler, status: int, error_type: str | None, body: bytes, request_id: str) -> None:
+    headers = {"Content-Type": "application/json", "x-amzn-RequestId": request_id}
+    h.send_body(status, body, {**headers, "x-amzn-ErrorType": error_type} if error_type else headers)
 
 
 def _log(line: str) -> None:
