@@ -18,6 +18,30 @@ from dify_lambda.router.events import Event, StreamEvent
 __all__ = ["ModelMethods"]
 
 
+def _rerank(action: str) -> Callable[..., dict[str, Any]]:
+    """``invoke_rerank`` and ``invoke_multimodal_rerank``: the same fields, another action."""
+
+    def rerank(
+        self: ModelMethods,
+        tenant_id: str,
+        user_id: str | None,
+        plugin_id: str,
+        provider: str,
+        model: str,
+        credentials: dict[str, Any],
+        query: str | dict[str, Any],
+        docs: list[Any],
+        score_threshold: float | None = None,
+        top_n: int | None = None,
+    ) -> dict[str, Any]:
+        fields = {"query": query, "docs": docs, "score_threshold": score_threshold, "top_n": top_n}
+        data = self._model(provider, "rerank", model, credentials) | fields
+        return self._result("rerank", tenant_id, user_id, plugin_id, action, data)
+
+    rerank.__name__ = rerank.__qualname__ = action
+    return rerank
+
+
 class ModelMethods:
     """Mixin over :meth:`invoke`; see Dify ``api/core/plugin/impl/model.py`` for the host's side."""
 
@@ -188,39 +212,10 @@ class ModelMethods:
         result = self._first(tenant_id, user_id, plugin_id, "get_text_embedding_num_tokens", data)
         return [int(n) for n in result.get("num_tokens", [])] if isinstance(result, dict) else []
 
-    def invoke_rerank(
-        self,
-        tenant_id: str,
-        user_id: str | None,
-        plugin_id: str,
-        provider: str,
-        model: str,
-        credentials: dict[str, Any],
-        query: str,
-        docs: list[str],
-        score_threshold: float | None = None,
-        top_n: int | None = None,
-    ) -> dict[str, Any]:
-        fields = {"query": query, "docs": docs, "score_threshold": score_threshold, "top_n": top_n}
-        data = self._model(provider, "rerank", model, credentials) | fields
-        return self._result("rerank", tenant_id, user_id, plugin_id, "invoke_rerank", data)
-
-    def invoke_multimodal_rerank(
-        self,
-        tenant_id: str,
-        user_id: str | None,
-        plugin_id: str,
-        provider: str,
-        model: str,
-        credentials: dict[str, Any],
-        query: dict[str, Any],
-        docs: list[dict[str, Any]],
-        score_threshold: float | None = None,
-        top_n: int | None = None,
-    ) -> dict[str, Any]:
-        fields = {"query": query, "docs": docs, "score_threshold": score_threshold, "top_n": top_n}
-        data = self._model(provider, "rerank", model, credentials) | fields
-        return self._result("rerank", tenant_id, user_id, plugin_id, "invoke_multimodal_rerank", data)
+    #: ``query`` is a string, ``docs`` a list of strings.
+    invoke_rerank = _rerank("invoke_rerank")
+    #: ``query`` and each of ``docs`` are ``{content, content_type}`` objects.
+    invoke_multimodal_rerank = _rerank("invoke_multimodal_rerank")
 
     def invoke_tts(
         self,
