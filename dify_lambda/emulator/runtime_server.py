@@ -374,7 +374,7 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
             complete = set(trailers) == {_ERROR_TYPE, _ERROR_BODY} <= declared and error_type
             if strict and trailers and not complete:
                 raise _Violation(f"trailers {sorted(trailers)} are incomplete or were not announced")
-            if error_type or (strict and trailers):
+            if error_type:
                 exchange.put(Message("trailer_error", (error_type, _error_body(trailers))))
             else:
                 exchange.put(Message("end"))

@@ -37,9 +37,6 @@ class LocalFunctionUrl:
         self._closed = threading.Event()
         self._lock = threading.Lock()
 
-    def _start(self) -> None:
-        self._thread.start()
-
     def wait(self) -> None:
         """Block until :meth:`close` is called (from a signal handler or another thread)."""
         while not self._closed.wait(0.5):
@@ -130,7 +127,7 @@ def serve(
             worker.ensure_started()
         for worker in pool_workers:
             worker.wait_ready(ready_timeout)
-        running._start()
+        running._thread.start()
     except BaseException:
         running.close()
         raise
