@@ -11,7 +11,6 @@ body byte cannot change the status any more: the client sees a truncated stream.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import queue
 import sys
@@ -231,31 +230,48 @@ class _Relay:
         self.client_ok = True
         self.no_body = False
 
-    def _send(self, action: Callable[[], None]) -> None:
+    def _send(self, action: Callable[..., None], *args: Any) -> None:
         if not self.client_ok:
             return
         try:
-            action()
+            action(*args)
         except OSError:
             self.client_ok = False  # the client left: stop the plugin instead of generating for nobody
             self.exchange.client_left()
+
+    def _write(self, data: bytes) -> None:
+        self.h.wfile.write(data)
+        self.h.wfile.flush()
 
     def run(self) -> None:
         while True:
             left = self.deadline - time.time()
             try:
-                message = self.exchange.messages.get(timeout=max(left, 0.0)) if left > 0 else None
+                message = self.exchange.messages.get(timeout=left) if left > 0 else None
             except queue.Empty:
                 message = None
             if message is None:
-                self._timeout()
-                break
+                _log(f"request {self.rid}: task timed out; stopping the worker")
+                self.worker.kill()
+                body = lambda_error_body("Sandbox.Timedout", f"RequestId: {self.rid} Error: Task timed out")
+                message = Message("error", ("Sandbox.Timedout", body))
             if message.kind == "head":
-                self._send(functools.partial(self._head, message.data))
+                self._send(self._head, message.data)
             elif message.kind == "chunk":
-                self._send(functools.partial(self._chunk, message.data))
-            else:
-                self._final(message)
+                if message.data and self.started and not self.no_body:
+                    self._send(self._write, encode_chunk(message.data))
+            elif message.kind == "end":
+                if not self.no_body:
+                    self._send(self._write, LAST_CHUNK)
+                break
+            else:  # "error", or "trailer_error", which always follows the first byte
+                error_type, body = message.data
+                if self.started or message.kind == "trailer_error":
+                    _log(f"request {self.rid}: {error_type} after the first byte; stream truncated")
+                    # No terminating chunk: the client sees an incomplete body, not a clean end.
+                    self.h.close_connection = True
+                else:
+                    self._send(_plain, self.h, 502, error_type, body, self.rid)
                 break
         if not self.client_ok:
             self.h.close_connection = True
@@ -279,49 +295,6 @@ class _Relay:
         h.end_headers()
         h.wfile.flush()
         self.started = True
-
-    def _chunk(self, data: bytes) -> None:
-        if data and self.started and not self.no_body:
-            self.h.wfile.write(encode_chunk(data))
-            self.h.wfile.flush()
-
-    def _final(self, message: Message) -> None:
-        if message.kind == "end":
-            if not self.no_body:
-                self._send(self._end)
-            return
-        if message.kind == "trailer_error":
-            error_type, _ = message.data
-            _log(f"request {self.rid}: function error after the first byte ({error_type}); stream truncated")
-            self._truncate()
-            return
-        error_type, body = message.data
-        if self.started:
-            _log(f"request {self.rid}: {error_type} after the first byte; stream truncated")
-            self._truncate()
-            return
-        self._send(functools.partial(self._error, error_type, body))
-
-    def _end(self) -> None:
-        self.h.wfile.write(LAST_CHUNK)
-        self.h.wfile.flush()
-
-    def _error(self, error_type: str, body: bytes) -> None:
-        _plain(self.h, 502, error_type, body, self.rid)
-
-    def _truncate(self) -> None:
-        # No terminating chunk: the client sees an incomplete body, not a clean end.
-        self.h.close_connection = True
-
-    def _timeout(self) -> None:
-        _log(f"request {self.rid}: task timed out; stopping the worker")
-        self.worker.kill()
-        if self.started:
-            self._truncate()
-            return
-        error_type = "Sandbox.Timedout"
-        body = lambda_error_body(error_type, f"RequestId: {self.rid} Error: Task timed out")
-        self._send(functools.partial(self._error, error_type, body))
 
 
 def _plain(h: QuietHandler, status: int, error_type: str | None, body: bytes, request_id: str) -> None:
