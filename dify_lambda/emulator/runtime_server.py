@@ -280,6 +280,8 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 api.record(f"{kind} {request_id}")
                 exchange = api._exchange(request_id)
                 if kind == "error":
+                    if strict and exchange._response_conn is not None:
+                        raise _Violation(f"/error for {request_id} after the first byte of its response")
                     exchange.put(Message("error", self._error_post()))
                 else:
                     self._response(exchange)
