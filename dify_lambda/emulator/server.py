@@ -77,8 +77,6 @@ def serve(
     use_cache: bool = True,
     queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
     function_timeout: float = DEFAULT_FUNCTION_TIMEOUT,
-    ready_timeout: float = DEFAULT_READY_TIMEOUT,
-    worker_output: int | None = None,
 ) -> LocalFunctionUrl:
     """Serve ``path`` (built artifact zip/directory or plugin source directory) on a local function URL.
 
@@ -106,7 +104,6 @@ def serve(
             env=worker_env,
             cwd=str(target.cwd),
             function_name=worker_env["AWS_LAMBDA_FUNCTION_NAME"],
-            output=worker_output,
         )
         pool_workers = [Worker(spec, i) for i in range(workers)]
     except BaseException:
@@ -126,7 +123,7 @@ def serve(
         for worker in pool_workers:
             worker.ensure_started()
         for worker in pool_workers:
-            worker.wait_ready(ready_timeout)
+            worker.wait_ready(DEFAULT_READY_TIMEOUT)
         running._thread.start()
     except BaseException:
         running.close()

@@ -85,7 +85,6 @@ class Router(ModelMethods):
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         keep_delivered: bool = False,
-        limits: httpx.Limits | None = None,
     ) -> None:
         self._routes = routes if isinstance(routes, RouteCache) else RouteCache.static(routes)
         self.timeouts = timeouts or Timeouts()
@@ -96,7 +95,7 @@ class Router(ModelMethods):
         self.cooldowns = CooldownTracker(clock=clock)
         self._signer = SigV4Signer(credentials) if credentials is not None else SigV4Signer()
         self._client = httpx.Client(
-            transport=transport or DeadlineTransport(limits=limits), trust_env=False, follow_redirects=False
+            transport=transport or DeadlineTransport(), trust_env=False, follow_redirects=False
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
