@@ -219,10 +219,7 @@ class QuietHandler(BaseHTTPRequestHandler):
     separate writes, which Nagle plus delayed ACK would stall by 40 ms."""
 
     protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
