@@ -143,42 +143,23 @@ class Router(ModelMethods):
             timeouts = timeout
         elif timeout is not None:
             timeouts = replace(timeouts, total=timeout, first_event=min(timeouts.first_event, timeout))
-        return self._invoke(
-            plugin_id,
-            action=action,
-            data=data,
-            user_id=user_id,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            timeouts=timeouts,
-            raise_errors=raise_errors,
-        )
-
-    def _invoke(
-        self,
-        plugin_id: str,
-        *,
-        action: str,
-        data: dict[str, Any],
-        user_id: str,
-        tenant_id: str | None,
-        session_id: str | None,
-        timeouts: Timeouts,
-        raise_errors: bool,
-    ) -> Iterator[Event]:
-        session_id = session_id or wire.new_session_id()
         provider, model = data.get("provider"), data.get("model")
         call = CallInfo(
             plugin_id,
             action,
-            session_id,
+            session_id or wire.new_session_id(),
             timeouts,
             raise_errors,
             tenant_id,
             provider if isinstance(provider, str) else None,
             model if isinstance(model, str) else None,
         )
-        envelope = wire.build_envelope(action, data, user_id=user_id, session_id=session_id)
+        return self._invoke(call, data, user_id)
+
+    def _invoke(self, call: CallInfo, data: dict[str, Any], user_id: str) -> Iterator[Event]:
+        """The lazy part of :meth:`invoke`: nothing is built or sent before the first ``next()``."""
+        action = call.action
+        envelope = wire.build_envelope(action, data, user_id=user_id, session_id=call.session_id)
         body = wire.encode_envelope(envelope)
         if len(body) <= self.max_request_bytes:
             yield from self._attempts(call, body)
