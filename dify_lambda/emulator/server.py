@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dify_lambda import wire
-from dify_lambda.emulator.errors import ListenError, listen_error_text
+from dify_lambda.emulator.errors import ListenError
 from dify_lambda.emulator.function_url import FrontConfig, make_front_server
 from dify_lambda.emulator.target import ServeTarget, resolve_target
 from dify_lambda.emulator.workers import Worker, WorkerPool, WorkerSpec
@@ -118,7 +118,8 @@ def serve(
         for worker in pool_workers:
             worker.close()
         target.cleanup()
-        raise ListenError(listen_error_text(host, port, exc)) from None
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
     try:
         for worker in pool_workers:
             worker.ensure_started()
