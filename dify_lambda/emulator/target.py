@@ -39,7 +39,6 @@ class ServeTarget:
     kind: str  # "artifact" or "source"
     root: Path
     plugin_id: str
-    python_version: str
     command: list[str]
     env: dict[str, str]
     cwd: Path
@@ -259,7 +258,6 @@ def resolve_target(
         kind="artifact",
         root=root,
         plugin_id=_plugin_id(manifest),
-        python_version=version,
         command=command,
         env=worker_env,
         cwd=root,
@@ -288,7 +286,6 @@ def _source_target(
         kind="source",
         root=path,
         plugin_id=_plugin_id(manifest),
-        python_version=here,
         command=[sys.executable, "-m", "dify_lambda.handlers.stream"],
         env=env,
         cwd=path,
