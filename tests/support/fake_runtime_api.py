@@ -3,8 +3,8 @@
 Strict mode accepts only what AWS's own runtime clients send (docs/wire-protocol.md §6.5): the
 response-mode header, the ``Trailer`` declaration, chunk framing, the JSON prelude and the 8-NUL
 delimiter as the first two chunks, the terminating chunk and complete base64 error trailers.
-``/error`` after a response, a second answer for the same id, or ``/next`` before the previous
-answer's reply was read are violations too. Every violation is recorded in ``violations`` and
+``/error`` after the first byte of a response, a second answer for the same id, or ``/next`` before the
+previous answer's reply was read are violations too. Every violation is recorded in ``violations`` and
 answered with HTTP 400, so a test can assert ``api.violations == []``.
 """
 
