@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import signal
 import socket
 import statistics
@@ -13,13 +11,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from dify_lambda.emulator.runtime_server import Exchange, LocalRuntimeApi, Message
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = sys.executable
-RUNTIME = "/2018-06-01/runtime"
 
 
 def free_port() -> int:
@@ -98,135 +96,63 @@ def start_sdk_server(
 
 
 @dataclass
-class Invocation:
-    event: dict[str, Any]
-    request_id: str
+class Invocation(Exchange):
+    """An exchange that stamps when it left (``delivered_at``), each body chunk and its end."""
+
     delivered_at: float = 0.0
+    #: ``(perf_counter at arrival, bytes)`` of each body chunk after the prelude.
     chunks: list[tuple[float, bytes]] = field(default_factory=list)
     done_at: float = 0.0
-    done: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
 
+    def put(self, message: Message) -> None:
+        if message.kind == "chunk":
+            self.chunks.append((time.perf_counter(), message.data))
+        elif message.kind == "error" and not self.finished.is_set():
+            self.error = message.data[1].decode(errors="replace")
+        if message.kind in ("end", "trailer_error", "error") and not self.finished.is_set():
+            self.done_at = time.perf_counter()
+        super().put(message)
+
+    @property
+    def done(self) -> threading.Event:
+        return self.finished
+
     def body(self) -> bytes:
-        data = b"".join(c for _, c in self.chunks)
-        _head, _, rest = data.partition(b"\0" * 8)
-        return rest
+        return b"".join(c for _, c in self.chunks)
 
 
-class _Collect:
-    """Collects a whole HTTP response and sends it in one write on flush()."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        self.raw.write(b"".join(self.parts))
-        self.parts.clear()
-        self.raw.flush()
-
-
-class TimingRuntimeAPI:
-    """A minimal Lambda Runtime API that records when events leave and when response chunks arrive."""
+class TimingRuntimeAPI(LocalRuntimeApi):
+    """The emulator's Runtime API, recording when events leave and when response chunks arrive."""
 
     def __init__(self) -> None:
-        self.pending: queue.Queue[Invocation] = queue.Queue()
-        self.by_id: dict[str, Invocation] = {}
         self.first_next_at: float | None = None
         self.next_seen = threading.Event()
-        api = self
+        super().__init__("arn:aws:lambda:us-east-1:123456789012:function:bench")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _next(self) -> Exchange | None:
+        if self.first_next_at is None:
+            self.first_next_at = time.perf_counter()
+            self.next_seen.set()
+        exchange = super()._next()
+        if isinstance(exchange, Invocation):
+            exchange.delivered_at = time.perf_counter()
+        return exchange
 
-            def setup(self) -> None:
-                super().setup()
-                # Like the real Runtime API: no Nagle stall between a response's header and body writes.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def _init_error(self, path: str, error_type: str, body: bytes) -> None:
+        sys.stderr.write(f"runtime api: {path}: {error_type}: {body[:500]!r}\n")
+        super()._init_error(path, error_type, body)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path == f"{RUNTIME}/invocation/next":
-                    if api.first_next_at is None:
-                        api.first_next_at = time.perf_counter()
-                        api.next_seen.set()
-                    inv = api.pending.get()
-                    body = json.dumps(inv.event).encode()
-                    self.wfile = _Collect(self.wfile)  # type: ignore[assignment]
-                    self.send_response(200)
-                    self.send_header("Lambda-Runtime-Aws-Request-Id", inv.request_id)
-                    self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 900_000))
-                    self.send_header(
-                        "Lambda-Runtime-Invoked-Function-Arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:bench",
-                    )
-                    self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    # Stamp before the bytes leave: a fast answer may arrive before flush() returns.
-                    inv.delivered_at = time.perf_counter()
-                    self.wfile.flush()
-                    self.wfile = self.wfile.raw  # type: ignore[attr-defined]
-                    return
-                self.send_error(404)
-
-            def do_POST(self) -> None:
-                parts = self.path.split("/")
-                length = self.headers.get("Content-Length")
-                if self.path.endswith("/response") and length is None:
-                    inv = api.by_id[parts[-2]]
-                    while True:
-                        size_line = self.rfile.readline()
-                        size = int(size_line.strip().split(b";")[0], 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b""):
-                                pass
-                            break
-                        data = self.rfile.read(size)
-                        self.rfile.readline()
-                        inv.chunks.append((time.perf_counter(), data))
-                    inv.done_at = time.perf_counter()
-                else:
-                    raw = self.rfile.read(int(length or 0))
-                    if "/invocation/" in self.path:
-                        inv = api.by_id[parts[-2]]
-                        inv.chunks.append((time.perf_counter(), raw))
-                        if self.path.endswith("/error"):
-                            inv.error = raw.decode(errors="replace")
-                        inv.done_at = time.perf_counter()
-                    else:
-                        sys.stderr.write(f"runtime api: {self.path}: {raw[:500]!r}\n")
-                self.send_response(202)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-                if "/invocation/" in self.path:
-                    api.by_id[parts[-2]].done.set()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def start(self, event: dict[str, Any], request_id: str) -> Invocation:
+        inv = Invocation(request_id, event, int(time.time() * 1000) + 900_000)
+        self.submit(inv)
+        return inv
 
     def invoke(self, event: dict[str, Any], request_id: str, timeout: float = 120) -> Invocation:
-        inv = Invocation(event=event, request_id=request_id)
-        self.by_id[request_id] = inv
-        self.pending.put(inv)
+        inv = self.start(event, request_id)
         if not inv.done.wait(timeout):
             raise RuntimeError(f"invocation {request_id} did not complete")
         return inv
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def function_url_event(

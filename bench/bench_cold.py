@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import ROOT, Invocation, TimingRuntimeAPI, free_port, function_url_event
+from _common import ROOT, TimingRuntimeAPI, free_port, function_url_event
 
 from dify_lambda import wire
 from dify_lambda.packaging.build import BuildOptions, build
@@ -93,12 +93,11 @@ def finish(proc: subprocess.Popen[bytes]) -> float:
 
 
 def first_event_at(chunks: list[tuple[float, bytes]]) -> float:
-    """Arrival time of the chunk that completes the first event line after the prelude."""
+    """Arrival time of the body chunk that completes the first event line."""
     data = b""
     for at, chunk in chunks:
         data += chunk
-        _, sep, body = data.partition(b"\0" * 8)
-        if sep and b"\n" in body.lstrip(b"\n"):
+        if b"\n" in data.lstrip(b"\n"):
             return at
     raise RuntimeError("no event in the response")
 
@@ -106,9 +105,7 @@ def first_event_at(chunks: list[tuple[float, bytes]]) -> float:
 def ours_once(python: Path, task: Path, action: str, flags: tuple[str, ...] = ()) -> tuple[float, float, str]:
     """(wall seconds to the first event, CPU seconds of the process, its stderr)."""
     api = TimingRuntimeAPI()
-    inv = Invocation(event=function_url_event(request(action), query=f"action={action}"), request_id="cold")
-    api.by_id[inv.request_id] = inv
-    api.pending.put(inv)
+    inv = api.start(function_url_event(request(action), query=f"action={action}"), "cold")
     env = {
         **base_env(task),
         "AWS_LAMBDA_RUNTIME_API": api.address,

@@ -89,16 +89,7 @@ def _event(text: str) -> dict[str, object]:
 
 
 def _first_line_at(chunks: list[tuple[float, bytes]]) -> float | None:
-    seen_delimiter = False
-    for at, data in chunks:
-        if seen_delimiter and data.strip():
-            return at
-        if b"\0" * 8 in data:
-            seen_delimiter = True
-            rest = data.split(b"\0" * 8, 1)[1]
-            if rest.strip():
-                return at
-    return None
+    return next((at for at, data in chunks if data.strip()), None)
 
 
 def one_start(root: Path, python: Path, mb: int | None) -> dict[str, float | str]:

@@ -20,7 +20,6 @@ import argparse
 import itertools
 import json
 import multiprocessing
-import socket
 import statistics
 import sys
 import threading
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from dify_lambda import wire
+from dify_lambda.handlers.chunked import LAST_CHUNK, encode_chunk
 from dify_lambda.router import Router, StreamEvent
 from dify_lambda.router.routes import parse_route_table
 
@@ -71,10 +71,8 @@ def _serve(port_queue: Any, events: int) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def setup(self) -> None:
-            super().setup()
-            # Each event goes out at once, as a streaming function URL sends it (no Nagle delay).
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Each event goes out at once, as a streaming function URL sends it (no Nagle delay).
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -86,8 +84,8 @@ def _serve(port_queue: Any, events: int) -> None:
             out = self.wfile
             for line in template:
                 line = line.replace(SID_MARK, sid)
-                out.write(b"%x\r\n%s\r\n" % (len(line), line))
-            out.write(b"0\r\n\r\n")
+                out.write(encode_chunk(line))
+            out.write(LAST_CHUNK)
             out.flush()
 
     class Server(ThreadingHTTPServer):

@@ -12,7 +12,6 @@ __all__ = [
     "ServeInputError",
     "ServeTargetError",
     "WorkerStartError",
-    "listen_error_text",
 ]
 
 
@@ -42,9 +41,3 @@ class ArtifactPlatformError(ServeTargetError):
 
 class WorkerStartError(EmulatorError):
     """A worker failed its init (``/init/error``) or exited before becoming ready."""
-
-
-def listen_error_text(host: str, port: int, exc: OSError) -> str:
-    """One line for an ``OSError`` raised while binding the function URL's socket."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return f"cannot listen on {host}:{port}: {reason}"

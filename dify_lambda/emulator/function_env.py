@@ -44,7 +44,6 @@ __all__ = [
     "template_function",
 ]
 
-LAMBDA_TASK_ROOT = wire.LAMBDA_TASK_ROOT
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 GLOBAL_KEY = "Parameters"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -212,8 +211,8 @@ def template_function(
         if value is NO_VALUE:
             continue
         text = _stringify(value)
-        if text == LAMBDA_TASK_ROOT or text.startswith(LAMBDA_TASK_ROOT + "/"):
-            text = str(task_root) + text[len(LAMBDA_TASK_ROOT) :]
+        if text == wire.LAMBDA_TASK_ROOT or text.startswith(wire.LAMBDA_TASK_ROOT + "/"):
+            text = str(task_root) + text[len(wire.LAMBDA_TASK_ROOT) :]
         variables[str(name)] = text
     function_name = props.get("FunctionName")
     return TemplateFunction(

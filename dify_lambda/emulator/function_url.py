@@ -11,10 +11,8 @@ body byte cannot change the status any more: the client sees a truncated stream.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import queue
-import socket
 import sys
 import time
 import urllib.parse
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from dify_lambda.emulator.runtime_server import Exchange, Message
+from dify_lambda.emulator.runtime_server import Exchange, Message, QuietHandler
 from dify_lambda.emulator.workers import Worker, WorkerPool
 from dify_lambda.handlers.chunked import LAST_CHUNK, BodyTooLarge, ChunkedReader, encode_chunk
 from dify_lambda.wire import FUNCTION_URL_MAX_REQUEST_BYTES, lambda_error_body
@@ -143,30 +141,9 @@ def make_front_server(host: str, port: int, config: FrontConfig) -> ThreadingHTT
 
 
 def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body leave in separate writes: without this, Nagle + delayed ACK stall 40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+    class Handler(QuietHandler):
         server_version = "dify-lambda-serve"
         sys_version = ""
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _plain(self, status: int, error_type: str | None, body: bytes, request_id: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("x-amzn-RequestId", request_id)
-            if error_type:
-                self.send_header("x-amzn-ErrorType", error_type)
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
 
         def _read_body(self) -> bytes:
             if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
@@ -194,14 +171,14 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                 doc = {
                     "Message": f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
                 }
-                self._plain(413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
+                _plain(self, 413, "RequestEntityTooLargeException", json.dumps(doc).encode(), request_id)
                 return
             except _BadRequest as exc:
-                self._plain(400, None, json.dumps({"Message": str(exc)}).encode(), request_id)
+                _plain(self, 400, None, json.dumps({"Message": str(exc)}).encode(), request_id)
                 return
             except ValueError:
                 self.close_connection = True
-                self._plain(400, None, b'{"Message":"malformed chunked request body"}', request_id)
+                _plain(self, 400, None, b'{"Message":"malformed chunked request body"}', request_id)
                 return
             now = time.time()
             event = build_event(
@@ -222,7 +199,7 @@ def _make_handler(config: FrontConfig) -> type[BaseHTTPRequestHandler]:
                     "Type": "User",
                     "message": "Rate Exceeded.",
                 }
-                self._plain(429, "TooManyRequestsException", json.dumps(doc).encode(), request_id)
+                _plain(self, 429, "TooManyRequestsException", json.dumps(doc).encode(), request_id)
                 return
             try:
                 deadline = now + config.function_timeout
@@ -246,38 +223,55 @@ class _Relay:
     """
 
     def __init__(
-        self, handler: BaseHTTPRequestHandler, worker: Worker, exchange: Exchange, deadline: float, rid: str
+        self, handler: QuietHandler, worker: Worker, exchange: Exchange, deadline: float, rid: str
     ) -> None:
         self.h, self.worker, self.exchange, self.deadline, self.rid = handler, worker, exchange, deadline, rid
         self.started = False
         self.client_ok = True
         self.no_body = False
 
-    def _send(self, action: Callable[[], None]) -> None:
+    def _send(self, action: Callable[..., None], *args: Any) -> None:
         if not self.client_ok:
             return
         try:
-            action()
+            action(*args)
         except OSError:
             self.client_ok = False  # the client left: stop the plugin instead of generating for nobody
             self.exchange.client_left()
+
+    def _write(self, data: bytes) -> None:
+        self.h.wfile.write(data)
+        self.h.wfile.flush()
 
     def run(self) -> None:
         while True:
             left = self.deadline - time.time()
             try:
-                message = self.exchange.messages.get(timeout=max(left, 0.0)) if left > 0 else None
+                message = self.exchange.messages.get(timeout=left) if left > 0 else None
             except queue.Empty:
                 message = None
             if message is None:
-                self._timeout()
-                break
+                _log(f"request {self.rid}: task timed out; stopping the worker")
+                self.worker.kill()
+                body = lambda_error_body("Sandbox.Timedout", f"RequestId: {self.rid} Error: Task timed out")
+                message = Message("error", ("Sandbox.Timedout", body))
             if message.kind == "head":
-                self._send(functools.partial(self._head, message.data))
+                self._send(self._head, message.data)
             elif message.kind == "chunk":
-                self._send(functools.partial(self._chunk, message.data))
-            else:
-                self._final(message)
+                if message.data and self.started and not self.no_body:
+                    self._send(self._write, encode_chunk(message.data))
+            elif message.kind == "end":
+                if not self.no_body:
+                    self._send(self._write, LAST_CHUNK)
+                break
+            else:  # "error", or "trailer_error", which always follows the first byte
+                error_type, body = message.data
+                if self.started or message.kind == "trailer_error":
+                    _log(f"request {self.rid}: {error_type} after the first byte; stream truncated")
+                    # No terminating chunk: the client sees an incomplete body, not a clean end.
+                    self.h.close_connection = True
+                else:
+                    self._send(_plain, self.h, 502, error_type, body, self.rid)
                 break
         if not self.client_ok:
             self.h.close_connection = True
@@ -302,56 +296,10 @@ class _Relay:
         h.wfile.flush()
         self.started = True
 
-    def _chunk(self, data: bytes) -> None:
-        if data and self.started and not self.no_body:
-            self.h.wfile.write(encode_chunk(data))
-            self.h.wfile.flush()
 
-    def _final(self, message: Message) -> None:
-        if message.kind == "end":
-            if not self.no_body:
-                self._send(self._end)
-            return
-        if message.kind == "trailer_error":
-            error_type, _ = message.data
-            _log(f"request {self.rid}: function error after the first byte ({error_type}); stream truncated")
-            self._truncate()
-            return
-        error_type, body = message.data
-        if self.started:
-            _log(f"request {self.rid}: {error_type} after the first byte; stream truncated")
-            self._truncate()
-            return
-        self._send(functools.partial(self._error, error_type, body))
-
-    def _end(self) -> None:
-        self.h.wfile.write(LAST_CHUNK)
-        self.h.wfile.flush()
-
-    def _error(self, error_type: str, body: bytes) -> None:
-        h = self.h
-        h.send_response(502)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.send_header("x-amzn-RequestId", self.rid)
-        h.send_header("x-amzn-ErrorType", error_type)
-        h.end_headers()
-        h.wfile.write(body)
-        h.wfile.flush()
-
-    def _truncate(self) -> None:
-        # No terminating chunk: the client sees an incomplete body, not a clean end.
-        self.h.close_connection = True
-
-    def _timeout(self) -> None:
-        _log(f"request {self.rid}: task timed out; stopping the worker")
-        self.worker.kill()
-        if self.started:
-            self._truncate()
-            return
-        error_type = "Sandbox.Timedout"
-        body = lambda_error_body(error_type, f"RequestId: {self.rid} Error: Task timed out")
-        self._send(functools.partial(self._error, error_type, body))
+def _plain(h: QuietHandler, status: int, error_type: str | None, body: bytes, request_id: str) -> None:
+    headers = {"Content-Type": "application/json", "x-amzn-RequestId": request_id}
+    h.send_body(status, body, {**headers, "x-amzn-ErrorType": error_type} if error_type else headers)
 
 
 def _log(line: str) -> None:

@@ -4,6 +4,9 @@ Hands out one invocation at a time from ``/invocation/next`` and turns the worke
 answer into :class:`Message` items on the invocation's queue the moment the bytes arrive: the
 prelude (``head``), each body piece (``chunk``), then ``end``, a mid-stream ``trailer_error``, or
 an ``error`` (``/error``, init failure, crash, protocol violation).
+
+``strict`` mode (the test suite's fake Runtime API) accepts only what AWS's own runtime clients
+send (docs/wire-protocol.md §6.5) and reports every departure to :meth:`LocalRuntimeApi.violation`.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any
 
 from dify_lambda.handlers.chunked import ChunkedReader, ChunkError, Truncated
 from dify_lambda.handlers.runtime_api import (
+    API_PREFIX,
     DELIMITER,
     ERROR_BODY_HEADER,
     ERROR_TYPE_HEADER,
+    HTTP_INTEGRATION_CONTENT_TYPE,
     INIT_ERROR_PATH,
     NEXT_PATH,
     RESPONSE_MODE_HEADER,
@@ -36,9 +41,15 @@ from dify_lambda.handlers.runtime_api import (
 )
 from dify_lambda.wire import MIB, lambda_error_body
 
-__all__ = ["Exchange", "LocalRuntimeApi", "Message"]
+__all__ = ["Exchange", "LocalRuntimeApi", "Message", "QuietHandler"]
 
 MAX_PRELUDE_BYTES = MIB
+_ERROR_TYPE = ERROR_TYPE_HEADER.lower()
+_ERROR_BODY = ERROR_BODY_HEADER.lower()
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +68,14 @@ class Exchange:
     request_id: str
     event: dict[str, Any]
     deadline_ms: int
+    trace_id: str = field(default_factory=_trace_id)
     messages: queue.Queue[Message] = field(default_factory=queue.Queue)
     #: Set when a final message (end, trailer_error, error) has been queued.
     finished: threading.Event = field(default_factory=threading.Event)
     #: Set by the front server when the client went away mid-stream.
     client_gone: threading.Event = field(default_factory=threading.Event)
+    #: The trailer fields of the streamed response (lowercase names).
+    trailers: dict[str, str] = field(default_factory=dict)
     #: The worker's streaming-response connection while it is open.
     _response_conn: socket.socket | None = field(default=None, repr=False)
     _conn_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -99,6 +113,8 @@ class _Violation(Exception):
 
 class LocalRuntimeApi:
     """The Runtime API a worker's ``AWS_LAMBDA_RUNTIME_API`` points at."""
+
+    strict = False
 
     def __init__(self, function_arn: str) -> None:
         self.function_arn = function_arn
@@ -150,12 +166,21 @@ class LocalRuntimeApi:
         self.server.shutdown()
         self.server.server_close()
 
+    # --- hooks for the strict test fake ---------------------------------------------------------
+
+    def record(self, call: str) -> None:
+        """Each call the runtime makes (``next``, ``response <id>``, ``init/error``...)."""
+
+    def violation(self, message: str) -> None:
+        """A protocol violation (answered with HTTP 400)."""
+
     # --- called by the handler ------------------------------------------------------------------
 
     def _next(self) -> Exchange | None:
         with self._lock:
             previous, self._current = self._current, None
         if previous is not None:
+            self.violation(f"/next before the answer for {previous.request_id} was acknowledged")
             previous.fail("Runtime.InvalidState", "the runtime asked for the next event without answering")
         self.ready.set()
         while not self._closed.is_set():
@@ -176,11 +201,12 @@ class LocalRuntimeApi:
         return current
 
     def _done(self, exchange: Exchange) -> None:
+        """The answer for ``exchange`` has been read; its ``202`` reply comes next."""
         with self._lock:
             if self._current is exchange:
                 self._current = None
 
-    def _init_error(self, error_type: str, body: bytes) -> None:
+    def _init_error(self, path: str, error_type: str, body: bytes) -> None:
         with self._lock:
             self.init_error = (error_type, body)
             current = self._current
@@ -188,113 +214,139 @@ class LocalRuntimeApi:
             current.put(Message("error", (error_type, body)))
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no access log, and no Nagle delay: headers and body leave in
+    separate writes, which Nagle plus delayed ACK would stall by 40 ms."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def send_body(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+
 def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    strict = api.strict
 
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body leave in separate writes: without this, Nagle + delayed ACK stall 40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _reply(self, status: int, doc: dict[str, Any]) -> None:
-            body = json.dumps(doc).encode()
+    class Handler(QuietHandler):
+        def _reply(self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
-            except OSError:
+                self.send_body(
+                    status, json.dumps(doc).encode(), {**(headers or {}), "Content-Type": "application/json"}
+                )
+            except OSError:  # the runtime process is gone
                 self.close_connection = True
 
         def do_GET(self) -> None:
+            api.record(self.path.removeprefix(API_PREFIX + "/").removeprefix("invocation/"))
             if self.path == NEXT_PATH:
                 exchange = api._next()
                 if exchange is None:
                     self.close_connection = True
-                    self._reply(503, {"errorMessage": "the emulator is shutting down"})
+                    self._reply(503, {"errorMessage": "the Runtime API is shutting down"})
                     return
-                body = json.dumps(exchange.event).encode()
-                self.send_response(200)
-                headers = next_headers(
-                    exchange.request_id, exchange.deadline_ms, api.function_arn, _trace_id()
-                )
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
+                ids = (exchange.request_id, exchange.deadline_ms, api.function_arn, exchange.trace_id)
+                self._reply(200, exchange.event, next_headers(*ids))
             elif self.path == RESTORE_NEXT_PATH:
                 self._reply(200, {})
             else:
+                api.violation(f"unknown GET {self.path[:200]}")
                 self._reply(404, {"errorMessage": f"unknown path {self.path[:200]}"})
 
         def do_POST(self) -> None:
             path = self.path
             try:
                 if path in (INIT_ERROR_PATH, RESTORE_ERROR_PATH):
-                    api._init_error(self._error_type(), self._read_length())
+                    api.record(path.removeprefix(API_PREFIX + "/"))
+                    api._init_error(path, *self._error_post())
                     self._reply(202, {"status": "OK"})
                     return
                 parsed = parse_invocation_path(path)
-                if parsed is not None:
-                    request_id, kind = parsed
-                    exchange = api._exchange(request_id)
-                    if kind == "error":
-                        exchange.put(Message("error", (self._error_type(), self._read_length())))
-                    elif kind == "response":
-                        self._response(exchange)
-                    else:
-                        raise _Violation(f"unknown invocation call {kind[:40]!r}")
-                    api._done(exchange)
-                    self._reply(202, {"status": "OK"})
-                    return
-                raise _Violation(f"unknown path {path[:200]}")
+                if parsed is None or parsed[1] not in ("response", "error"):
+                    raise _Violation(f"unknown path {path[:200]}")
+                request_id, kind = parsed
+                api.record(f"{kind} {request_id}")
+                exchange = api._exchange(request_id)
+                if kind == "error":
+                    if strict and exchange._response_conn is not None:
+                        raise _Violation(f"/error for {request_id} after the first byte of its response")
+                    exchange.put(Message("error", self._error_post()))
+                else:
+                    self._response(exchange)
+                api._done(exchange)
+                self._reply(202, {"status": "OK"})
             except _Violation as exc:
+                api.violation(str(exc))
                 self.close_connection = True
                 self._reply(400, {"errorType": "InvalidRequest", "errorMessage": str(exc)})
 
-        def _error_type(self) -> str:
-            return self.headers.get(ERROR_TYPE_HEADER) or "Runtime.Unknown"
-
-        def _read_length(self) -> bytes:
-            length = self.headers.get("Content-Length") or "0"
+        def _error_post(self) -> tuple[str, bytes]:
+            """An ``/error`` post: (error type header, JSON body)."""
+            error_type = self.headers.get(ERROR_TYPE_HEADER)
+            length = self.headers.get("Content-Length")
+            if strict and (not error_type or length is None):
+                raise _Violation(f"an error post needs {ERROR_TYPE_HEADER} and a Content-Length")
+            length = length or "0"
             if not length.isdigit():
                 raise _Violation("invalid Content-Length")
-            return self.rfile.read(int(length))
+            body = self.rfile.read(int(length))
+            if strict:
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    doc = None
+                if not isinstance(doc, dict) or not {"errorMessage", "errorType"} <= doc.keys():
+                    raise _Violation("the error body is not a JSON object with errorMessage and errorType")
+            return error_type or "Runtime.Unknown", body
 
         def _response(self, exchange: Exchange) -> None:
-            if self.headers.get(RESPONSE_MODE_HEADER) != "streaming":
+            h = self.headers
+            if h.get(RESPONSE_MODE_HEADER) != "streaming":
                 exchange.fail("Runtime.InvalidResponseModeHeader", "the runtime did not stream its response")
-                raise _Violation("Lambda-Runtime-Function-Response-Mode must be streaming")
-            if (self.headers.get("Transfer-Encoding") or "").lower() != "chunked":
+                raise _Violation(f"{RESPONSE_MODE_HEADER} must be streaming")
+            if (h.get("Transfer-Encoding") or "").lower() != "chunked" or (strict and "Content-Length" in h):
                 exchange.fail("Runtime.InvalidResponse", "the response is not chunked")
-                raise _Violation("the response must use Transfer-Encoding: chunked")
+                raise _Violation("the response must use Transfer-Encoding: chunked (and no Content-Length)")
+            declared = {
+                name.strip().lower() for line in h.get_all("Trailer") or [] for name in line.split(",")
+            }
+            if strict and (
+                h.get("Content-Type") != HTTP_INTEGRATION_CONTENT_TYPE
+                or declared - {_ERROR_TYPE, _ERROR_BODY, ""}
+            ):
+                raise _Violation(f"the Content-Type or the Trailer declaration {sorted(declared)} is wrong")
             exchange.attach(self.connection)
             try:
-                self._stream(exchange)
+                self._stream(exchange, declared)
             except _Violation as exc:
                 exchange.fail("Runtime.InvalidResponse", str(exc))
                 raise
             finally:
                 exchange.attach(None)
 
-        def _stream(self, exchange: Exchange) -> None:
+        def _stream(self, exchange: Exchange, declared: set[str]) -> None:
             head = bytearray()
             in_body = False
-            reader = ChunkedReader(self.rfile)
+            reader = ChunkedReader(self.rfile, strict=strict)
             try:
-                for data in reader:
+                for index, data in enumerate(reader):
                     if in_body:
                         exchange.put(Message("chunk", data))
                         continue
+                    # AWS's clients send the prelude and the delimiter as the first two chunks.
+                    if strict and (
+                        index > 1 or (index == 0 and b"\0" in data) or (index == 1 and data != DELIMITER)
+                    ):
+                        raise _Violation("the prelude and the 8-NUL delimiter are not the first two chunks")
                     head += data
                     cut = head.find(DELIMITER)
                     if cut < 0:
@@ -306,7 +358,9 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
                     rest = bytes(head[cut + len(DELIMITER) :])
                     if rest:
                         exchange.put(Message("chunk", rest))
-            except Truncated:
+            except Truncated as exc:
+                if strict:
+                    raise _Violation(str(exc)) from None
                 # The runtime died mid-stream: what was sent stays sent (Lambda's "Truncated").
                 exchange.fail("Runtime.TruncatedResponse", "the response stream ended without its last chunk")
                 return
@@ -314,28 +368,34 @@ def _make_handler(api: LocalRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 raise _Violation(str(exc)) from None
             if not in_body:
                 raise _Violation("the response has no prelude and 8-NUL delimiter")
-            error_type = reader.trailers.get(ERROR_TYPE_HEADER.lower())
+            exchange.trailers = trailers = reader.trailers
+            error_type = trailers.get(_ERROR_TYPE)
+            complete = set(trailers) == {_ERROR_TYPE, _ERROR_BODY} <= declared and error_type
+            if strict and trailers and not complete:
+                raise _Violation(f"trailers {sorted(trailers)} are incomplete or were not announced")
             if error_type:
-                exchange.put(Message("trailer_error", (error_type, _error_body(reader.trailers))))
+                exchange.put(Message("trailer_error", (error_type, _error_body(trailers))))
             else:
                 exchange.put(Message("end"))
 
+    def _prelude(raw: bytes) -> dict[str, Any]:
+        try:
+            prelude = decode_prelude(raw)
+        except ValueError as exc:
+            raise _Violation(str(exc)) from None
+        if strict and "statusCode" not in prelude:
+            raise _Violation("the prelude has no statusCode")
+        return prelude
+
+    def _error_body(trailers: dict[str, str]) -> dict[str, Any]:
+        try:
+            doc = decode_error_trailer(trailers.get(_ERROR_BODY, ""))
+        except ValueError as exc:
+            if strict:
+                raise _Violation(str(exc)) from None
+            return {}
+        if strict and set(doc) != {"errorType", "errorMessage", "trace"}:
+            raise _Violation("the error trailer must hold exactly errorType, errorMessage and trace")
+        return doc
+
     return Handler
-
-
-def _prelude(raw: bytes) -> dict[str, Any]:
-    try:
-        return decode_prelude(raw)
-    except ValueError as exc:
-        raise _Violation(str(exc)) from None
-
-
-def _error_body(trailers: dict[str, str]) -> dict[str, Any]:
-    try:
-        return decode_error_trailer(trailers.get(ERROR_BODY_HEADER.lower(), ""))
-    except ValueError:
-        return {}
-
-
-def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"

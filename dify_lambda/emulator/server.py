@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dify_lambda import wire
-from dify_lambda.emulator.errors import ListenError, listen_error_text
+from dify_lambda.emulator.errors import ListenError
 from dify_lambda.emulator.function_url import FrontConfig, make_front_server
 from dify_lambda.emulator.target import ServeTarget, resolve_target
 from dify_lambda.emulator.workers import Worker, WorkerPool, WorkerSpec
@@ -36,9 +36,6 @@ class LocalFunctionUrl:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._closed = threading.Event()
         self._lock = threading.Lock()
-
-    def _start(self) -> None:
-        self._thread.start()
 
     def wait(self) -> None:
         """Block until :meth:`close` is called (from a signal handler or another thread)."""
@@ -80,8 +77,6 @@ def serve(
     use_cache: bool = True,
     queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
     function_timeout: float = DEFAULT_FUNCTION_TIMEOUT,
-    ready_timeout: float = DEFAULT_READY_TIMEOUT,
-    worker_output: int | None = None,
 ) -> LocalFunctionUrl:
     """Serve ``path`` (built artifact zip/directory or plugin source directory) on a local function URL.
 
@@ -109,7 +104,6 @@ def serve(
             env=worker_env,
             cwd=str(target.cwd),
             function_name=worker_env["AWS_LAMBDA_FUNCTION_NAME"],
-            output=worker_output,
         )
         pool_workers = [Worker(spec, i) for i in range(workers)]
     except BaseException:
@@ -124,13 +118,14 @@ def serve(
         for worker in pool_workers:
             worker.close()
         target.cleanup()
-        raise ListenError(listen_error_text(host, port, exc)) from None
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
     try:
         for worker in pool_workers:
             worker.ensure_started()
         for worker in pool_workers:
-            worker.wait_ready(ready_timeout)
-        running._start()
+            worker.wait_ready(DEFAULT_READY_TIMEOUT)
+        running._thread.start()
     except BaseException:
         running.close()
         raise

@@ -29,10 +29,7 @@ from dify_lambda.errors import BuildError
 from dify_lambda.packaging.layout import ARTIFACT_FILE, REPORT_FILE, TEMPLATE_FILE, default_cache_dir
 from dify_lambda.packaging.sam import load_template
 
-__all__ = ["WRAPPER", "ServeTarget", "resolve_target"]
-
-WRAPPER = wire.EXEC_WRAPPER
-BUFFERED_HANDLER = wire.HANDLER
+__all__ = ["ServeTarget", "resolve_target"]
 
 
 @dataclass
@@ -42,7 +39,6 @@ class ServeTarget:
     kind: str  # "artifact" or "source"
     root: Path
     plugin_id: str
-    python_version: str
     command: list[str]
     env: dict[str, str]
     cwd: Path
@@ -78,7 +74,7 @@ def _runner_version(doc: dict[str, Any]) -> str:
 
 
 def _is_unpacked_artifact(path: Path) -> bool:
-    return (path / WRAPPER).is_file() and (path / "plugin" / "manifest.yaml").is_file()
+    return (path / wire.EXEC_WRAPPER).is_file() and (path / "plugin" / "manifest.yaml").is_file()
 
 
 def _read_report(build_dir: Path | None) -> dict[str, Any] | None:
@@ -138,7 +134,9 @@ def _local_interpreter(version: str) -> Path:
 
 def _check_unpacked(where: Path, label: Path) -> None:
     if not _is_unpacked_artifact(where):
-        raise ServeTargetError(f"{label}: not a dify-lambda artifact (no {WRAPPER} or plugin/manifest.yaml)")
+        raise ServeTargetError(
+            f"{label}: not a dify-lambda artifact (no {wire.EXEC_WRAPPER} or plugin/manifest.yaml)"
+        )
 
 
 def _unpack(
@@ -199,7 +197,7 @@ def resolve_target(
         return _source_target(path, python, env_vars)
     else:
         raise ServeTargetError(
-            f"{path}: neither a built artifact (artifact.zip, or {WRAPPER} + plugin/manifest.yaml) "
+            f"{path}: neither a built artifact (artifact.zip, or {wire.EXEC_WRAPPER} + plugin/manifest.yaml) "
             "nor a plugin source directory (manifest.yaml)"
         )
     # Everything that can refuse the target without unpacking runs first.
@@ -229,7 +227,7 @@ def resolve_target(
         evidence = ([reported] if reported else []) + tree_evidence(root)
         check_platform(evidence, python=version, python_source=source)
         interpreter = _local_interpreter(version)
-        wrapper = root / WRAPPER
+        wrapper = root / wire.EXEC_WRAPPER
         if not os.access(wrapper, os.X_OK):
             raise ServeTargetError(f"{wrapper} is not executable; Lambda could not start it either")
     except BaseException:
@@ -246,7 +244,7 @@ def resolve_target(
         "LAMBDA_TASK_ROOT": str(root),
         "PYTHONPATH": str(root),
         wire.ENV_PYTHON: str(interpreter),
-        "_HANDLER": BUFFERED_HANDLER,
+        "_HANDLER": wire.HANDLER,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
         "PYTHONNOUSERSITE": "1",
         # /var/task is read-only on Lambda; the unpacked tree is a shared cache entry here.
@@ -255,12 +253,11 @@ def resolve_target(
     if function is not None and function.memory_mb is not None:
         worker_env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = function.memory_mb
     # Lambda runs the wrapper with the managed runtime's command line; the loop ignores it.
-    command = [str(wrapper), str(interpreter), "-m", "awslambdaric", BUFFERED_HANDLER]
+    command = [str(wrapper), str(interpreter), "-m", "awslambdaric", wire.HANDLER]
     return ServeTarget(
         kind="artifact",
         root=root,
         plugin_id=_plugin_id(manifest),
-        python_version=version,
         command=command,
         env=worker_env,
         cwd=root,
@@ -289,7 +286,6 @@ def _source_target(
         kind="source",
         root=path,
         plugin_id=_plugin_id(manifest),
-        python_version=here,
         command=[sys.executable, "-m", "dify_lambda.handlers.stream"],
         env=env,
         cwd=path,

@@ -22,24 +22,18 @@ from dify_lambda import wire
 from dify_lambda.emulator.errors import ServeTargetError
 from dify_lambda.errors import UnsafePackageError
 
-__all__ = ["MAX_UNZIPPED_BYTES", "SERVE_CACHE_DIR", "cached_unpack", "safe_extract", "sha256_of"]
+__all__ = ["SERVE_CACHE_DIR", "cached_unpack", "safe_extract", "sha256_of"]
 
-#: Lambda's unzipped code limit; a local zip above it is refused like Lambda would.
-MAX_UNZIPPED_BYTES = wire.MAX_UNZIPPED_BYTES
 #: The sub-directory of the dify-lambda cache root (``--cache-dir``, shared with ``build``).
 SERVE_CACHE_DIR = "serve"
-_CHUNK = 1024 * 1024
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
         raise ServeTargetError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return digest.hexdigest()
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
@@ -58,8 +52,8 @@ def safe_extract(archive: Path, dest: Path) -> None:
             if stat.S_ISLNK(mode):
                 raise UnsafePackageError(f"{archive}: entry {info.filename!r} is a symbolic link")
             total += info.file_size
-            if total > MAX_UNZIPPED_BYTES:
-                raise UnsafePackageError(f"{archive}: more than {MAX_UNZIPPED_BYTES} bytes unzipped")
+            if total > wire.MAX_UNZIPPED_BYTES:  # Lambda's limit: refused as Lambda would
+                raise UnsafePackageError(f"{archive}: more than {wire.MAX_UNZIPPED_BYTES} bytes unzipped")
         for info in zf.infolist():
             target = dest.joinpath(*PurePosixPath(info.filename).parts)
             if info.is_dir():

@@ -30,8 +30,6 @@ class WorkerSpec:
     env: Mapping[str, str]
     cwd: str
     function_name: str
-    #: Where worker stdout and stderr go (a file descriptor; None = this process's stderr).
-    output: int | None = None
 
 
 class Worker:
@@ -59,15 +57,14 @@ class Worker:
             self.api.reset()
             env = {**self.spec.env, "AWS_LAMBDA_RUNTIME_API": self.api.address}
             env["AWS_LAMBDA_LOG_STREAM_NAME"] = f"local/worker-{self.index}/{int(time.time())}"
-            output = self.spec.output if self.spec.output is not None else 2
             try:
                 proc = subprocess.Popen(
                     self.spec.command,
                     env=env,
                     cwd=self.spec.cwd,
                     stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=output,
+                    stdout=2,  # the worker's output goes to serve's stderr
+                    stderr=2,
                     start_new_session=True,
                 )
             except OSError as exc:

@@ -10,26 +10,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from dify_lambda import wire
 from dify_lambda.router.errors import InvalidRouteTableError
 from dify_lambda.router.routes import Deployment
 
-__all__ = ["Credentials", "SigV4Signer", "auth_headers", "default_credentials"]
+__all__ = ["SigV4Signer", "auth_headers", "default_credentials"]
 
 SIGNING_SERVICE = "lambda"
-
-
-class Credentials(Protocol):
-    """What botocore's frozen credentials look like."""
-
-    @property
-    def access_key(self) -> str: ...
-    @property
-    def secret_key(self) -> str: ...
-    @property
-    def token(self) -> str | None: ...
 
 
 def default_credentials() -> Any:

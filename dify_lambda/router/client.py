@@ -85,7 +85,6 @@ class Router(ModelMethods):
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         keep_delivered: bool = False,
-        limits: httpx.Limits | None = None,
     ) -> None:
         self._routes = routes if isinstance(routes, RouteCache) else RouteCache.static(routes)
         self.timeouts = timeouts or Timeouts()
@@ -96,7 +95,7 @@ class Router(ModelMethods):
         self.cooldowns = CooldownTracker(clock=clock)
         self._signer = SigV4Signer(credentials) if credentials is not None else SigV4Signer()
         self._client = httpx.Client(
-            transport=transport or DeadlineTransport(limits=limits), trust_env=False, follow_redirects=False
+            transport=transport or DeadlineTransport(), trust_env=False, follow_redirects=False
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -144,42 +143,23 @@ class Router(ModelMethods):
             timeouts = timeout
         elif timeout is not None:
             timeouts = replace(timeouts, total=timeout, first_event=min(timeouts.first_event, timeout))
-        return self._invoke(
-            plugin_id,
-            action=action,
-            data=data,
-            user_id=user_id,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            timeouts=timeouts,
-            raise_errors=raise_errors,
-        )
-
-    def _invoke(
-        self,
-        plugin_id: str,
-        *,
-        action: str,
-        data: dict[str, Any],
-        user_id: str,
-        tenant_id: str | None,
-        session_id: str | None,
-        timeouts: Timeouts,
-        raise_errors: bool,
-    ) -> Iterator[Event]:
-        session_id = session_id or wire.new_session_id()
         provider, model = data.get("provider"), data.get("model")
         call = CallInfo(
             plugin_id,
             action,
-            session_id,
+            session_id or wire.new_session_id(),
             timeouts,
             raise_errors,
             tenant_id,
             provider if isinstance(provider, str) else None,
             model if isinstance(model, str) else None,
         )
-        envelope = wire.build_envelope(action, data, user_id=user_id, session_id=session_id)
+        return self._invoke(call, data, user_id)
+
+    def _invoke(self, call: CallInfo, data: dict[str, Any], user_id: str) -> Iterator[Event]:
+        """The lazy part of :meth:`invoke`: nothing is built or sent before the first ``next()``."""
+        action = call.action
+        envelope = wire.build_envelope(action, data, user_id=user_id, session_id=call.session_id)
         body = wire.encode_envelope(envelope)
         if len(body) <= self.max_request_bytes:
             yield from self._attempts(call, body)

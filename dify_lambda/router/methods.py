@@ -9,7 +9,7 @@ others return the first payload. Plugin errors raise :class:`PluginInvokeError`.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from dify_lambda.router.errors import InvocationError
@@ -18,22 +18,35 @@ from dify_lambda.router.events import Event, StreamEvent
 __all__ = ["ModelMethods"]
 
 
+def _rerank(action: str) -> Callable[..., dict[str, Any]]:
+    """``invoke_rerank`` and ``invoke_multimodal_rerank``: the same fields, another action."""
+
+    def rerank(
+        self: ModelMethods,
+        tenant_id: str,
+        user_id: str | None,
+        plugin_id: str,
+        provider: str,
+        model: str,
+        credentials: dict[str, Any],
+        query: str | dict[str, Any],
+        docs: list[Any],
+        score_threshold: float | None = None,
+        top_n: int | None = None,
+    ) -> dict[str, Any]:
+        fields = {"query": query, "docs": docs, "score_threshold": score_threshold, "top_n": top_n}
+        data = self._model(provider, "rerank", model, credentials) | fields
+        return self._result("rerank", tenant_id, user_id, plugin_id, action, data)
+
+    rerank.__name__ = rerank.__qualname__ = action
+    return rerank
+
+
 class ModelMethods:
     """Mixin over :meth:`invoke`; see Dify ``api/core/plugin/impl/model.py`` for the host's side."""
 
-    def invoke(
-        self,
-        plugin_id: str,
-        action: str,
-        data: dict[str, Any],
-        *,
-        user_id: str,
-        tenant_id: str | None = None,
-        session_id: str | None = None,
-        timeout: Any = None,
-        raise_errors: bool = True,
-    ) -> Iterator[Event]:
-        raise NotImplementedError
+    #: Implemented by :class:`~dify_lambda.router.client.Router`.
+    invoke: Callable[..., Iterator[Event]]
 
     def _payloads(
         self, tenant_id: str | None, user_id: str | None, plugin_id: str, action: str, data: dict[str, Any]
@@ -47,11 +60,24 @@ class ModelMethods:
     ) -> Any:
         payloads = self._payloads(tenant_id, user_id, plugin_id, action, data)
         try:
-            for payload in payloads:
-                return payload
-            return None
+            return next(payloads, None)
         finally:
             payloads.close()  # type: ignore[attr-defined]
+
+    def _result(
+        self,
+        what: str,
+        tenant_id: str,
+        user_id: str | None,
+        plugin_id: str,
+        action: str,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The first payload, which must be an object."""
+        result = self._first(tenant_id, user_id, plugin_id, action, data)
+        if not isinstance(result, dict):
+            raise InvocationError(f"Failed to invoke {what}: the plugin returned no result")
+        return result
 
     @staticmethod
     def _model(provider: str, model_type: str, model: str, credentials: dict[str, Any]) -> dict[str, Any]:
@@ -151,9 +177,7 @@ class ModelMethods:
             "texts": texts,
             "input_type": input_type,
         }
-        return _required(
-            self._first(tenant_id, user_id, plugin_id, "invoke_text_embedding", data), "text embedding"
-        )
+        return self._result("text embedding", tenant_id, user_id, plugin_id, "invoke_text_embedding", data)
 
     def invoke_multimodal_embedding(
         self,
@@ -170,8 +194,9 @@ class ModelMethods:
             "documents": documents,
             "input_type": input_type,
         }
-        result = self._first(tenant_id, user_id, plugin_id, "invoke_multimodal_embedding", data)
-        return _required(result, "multimodal embedding")
+        return self._result(
+            "multimodal embedding", tenant_id, user_id, plugin_id, "invoke_multimodal_embedding", data
+        )
 
     def get_text_embedding_num_tokens(
         self,
@@ -187,49 +212,10 @@ class ModelMethods:
         result = self._first(tenant_id, user_id, plugin_id, "get_text_embedding_num_tokens", data)
         return [int(n) for n in result.get("num_tokens", [])] if isinstance(result, dict) else []
 
-    def invoke_rerank(
-        self,
-        tenant_id: str,
-        user_id: str | None,
-        plugin_id: str,
-        provider: str,
-        model: str,
-        credentials: dict[str, Any],
-        query: str,
-        docs: list[str],
-        score_threshold: float | None = None,
-        top_n: int | None = None,
-    ) -> dict[str, Any]:
-        data = self._model(provider, "rerank", model, credentials) | {
-            "query": query,
-            "docs": docs,
-            "score_threshold": score_threshold,
-            "top_n": top_n,
-        }
-        return _required(self._first(tenant_id, user_id, plugin_id, "invoke_rerank", data), "rerank")
-
-    def invoke_multimodal_rerank(
-        self,
-        tenant_id: str,
-        user_id: str | None,
-        plugin_id: str,
-        provider: str,
-        model: str,
-        credentials: dict[str, Any],
-        query: dict[str, Any],
-        docs: list[dict[str, Any]],
-        score_threshold: float | None = None,
-        top_n: int | None = None,
-    ) -> dict[str, Any]:
-        data = self._model(provider, "rerank", model, credentials) | {
-            "query": query,
-            "docs": docs,
-            "score_threshold": score_threshold,
-            "top_n": top_n,
-        }
-        return _required(
-            self._first(tenant_id, user_id, plugin_id, "invoke_multimodal_rerank", data), "rerank"
-        )
+    #: ``query`` is a string, ``docs`` a list of strings.
+    invoke_rerank = _rerank("invoke_rerank")
+    #: ``query`` and each of ``docs`` are ``{content, content_type}`` objects.
+    invoke_multimodal_rerank = _rerank("invoke_multimodal_rerank")
 
     def invoke_tts(
         self,
@@ -281,9 +267,7 @@ class ModelMethods:
         data = self._model(provider, "speech2text", model, credentials) | {
             "file": binascii.hexlify(audio).decode()
         }
-        result = _required(
-            self._first(tenant_id, user_id, plugin_id, "invoke_speech2text", data), "speech to text"
-        )
+        result = self._result("speech to text", tenant_id, user_id, plugin_id, "invoke_speech2text", data)
         return str(result.get("result", ""))
 
     #: Dify's own name for :meth:`invoke_speech2text`.
@@ -300,16 +284,8 @@ class ModelMethods:
         text: str,
     ) -> bool:
         data = self._model(provider, "moderation", model, credentials) | {"text": text}
-        result = _required(
-            self._first(tenant_id, user_id, plugin_id, "invoke_moderation", data), "moderation"
-        )
+        result = self._result("moderation", tenant_id, user_id, plugin_id, "invoke_moderation", data)
         return bool(result.get("result"))
-
-
-def _required(result: Any, what: str) -> dict[str, Any]:
-    if not isinstance(result, dict):
-        raise InvocationError(f"Failed to invoke {what}: the plugin returned no result")
-    return result
 
 
 def _validated(result: Any, credentials: dict[str, Any]) -> bool:

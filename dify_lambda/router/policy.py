@@ -174,7 +174,3 @@ class CooldownTracker:
         with self._lock:
             entry = self._until.get(key)
             return entry[1] if entry is not None and entry[0] > self.clock() else ""
-
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._until.pop(key, None)

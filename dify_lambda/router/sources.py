@@ -254,11 +254,9 @@ def _url_config(lambda_client: Any, name: str) -> Mapping[str, Any] | None:
             config: Mapping[str, Any] = lambda_client.get_function_url_config(**kwargs)
             return config
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            code = _aws_error_code(exc)
             if code != "ResourceNotFoundException":
-                raise RouteSourceError(
-                    f"function {name!r}: get_function_url_config failed: {code or exc}"
-                ) from None
+                raise RouteSourceError(f"function {name!r}: get_function_url_config failed: {code}") from None
     return None
 
 

@@ -191,6 +191,7 @@ def normalise_line(line: bytes) -> bytes:
 
 def _serve_http() -> None:
     from dify_lambda.handlers.app import application_from_env
+    from dify_lambda.handlers.chunked import LAST_CHUNK, encode_chunk
     from dify_lambda.handlers.http import HttpRequest
 
     app = application_from_env()  # imports dify_plugin (gevent patch) before the server exists
@@ -223,9 +224,9 @@ def _serve_http() -> None:
                 self.end_headers()
                 for chunk in response.body:
                     if chunk:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(encode_chunk(chunk))
                         self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.write(LAST_CHUNK)
                 self.wfile.flush()
             finally:
                 response.close()

@@ -229,7 +229,7 @@ def test_tiktoken_counts_offline_from_the_artifact(
     proc = subprocess.Popen([str(wrapper), str(python), "/var/runtime/bootstrap.py"], env=env, cwd=root)
     try:
         inv = api.enqueue(_num_tokens_event(PROMPT))
-        assert inv.done.wait(120)
+        assert inv.finished.wait(120)
         assert api.violations == []
         lines = [json.loads(line) for line in inv.body.split(b"\n\n") if line.strip()]
     finally:

@@ -40,7 +40,7 @@ class Loop:
 
     def run(self, event: dict[str, object]) -> FakeInvocation:
         inv = self.api.enqueue(event)
-        assert inv.done.wait(WAIT), f"no answer for {event['rawPath']}; calls={self.api.calls}"
+        assert inv.finished.wait(WAIT), f"no answer for {event['rawPath']}; calls={self.api.calls}"
         return inv
 
     def records(self) -> list[str]:
@@ -90,7 +90,7 @@ def test_success_streams_prelude_delimiter_and_each_chunk(loop: Loop) -> None:
         "cookies": ["b=2", "a=1"],
     }
     # the empty item in the middle sent nothing: two chunks, exactly as yielded
-    assert [data for _, data in inv.chunks] == [b"hello ", b"world"]
+    assert inv.chunks == [b"hello ", b"world"]
     assert inv.stream_error is None and inv.trailers == {}
     assert loop.api.wait_for(lambda: "close req/ok" in loop.records())
 
@@ -150,11 +150,11 @@ def test_chunks_arrive_incrementally(loop: Loop, tmp_path: Path) -> None:
     inv = loop.api.enqueue(_event("/gated", **{"x-gate": str(gate)}))
     # The app cannot produce "second" until the gate exists; the fake must see "first" before that.
     assert loop.api.wait_for(lambda: len(inv.chunks) >= 1, WAIT), "first chunk never arrived on its own"
-    assert [data for _, data in inv.chunks] == [b"first"]
-    assert not inv.done.is_set()
+    assert inv.chunks == [b"first"]
+    assert not inv.finished.is_set()
     gate.touch()
-    assert inv.done.wait(WAIT)
-    assert [data for _, data in inv.chunks] == [b"first", b"second"]
+    assert inv.finished.wait(WAIT)
+    assert inv.chunks == [b"first", b"second"]
     assert loop.api.violations == []
 
 
@@ -165,9 +165,9 @@ def test_loop_works_in_a_gevent_patched_process(tmp_path: Path) -> None:
         gate = tmp_path / "gate"
         inv = started.api.enqueue(_event("/gated", **{"x-gate": str(gate)}))
         assert started.api.wait_for(lambda: len(inv.chunks) >= 1, WAIT)
-        assert not inv.done.is_set()
+        assert not inv.finished.is_set()
         gate.touch()
-        assert inv.done.wait(WAIT) and inv.body == b"firstsecond"
+        assert inv.finished.wait(WAIT) and inv.body == b"firstsecond"
         assert started.records()[0] == "patched True"
         assert started.api.violations == []
 
@@ -226,7 +226,7 @@ def test_exec_wrapper_starts_the_loop(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(wrapper), "/nonexistent/python3", "-m", "awslambdaric", "x.y"], env=env)
     try:
         inv = api.enqueue(_event("/ok"))
-        assert inv.done.wait(WAIT)
+        assert inv.finished.wait(WAIT)
         assert inv.body == b"hello world"
     finally:
         proc.kill()
@@ -324,7 +324,7 @@ def test_fake_accepts_the_node_client_form_and_rejects_late_error_and_second_res
     api = FakeRuntimeApi()
     try:
         rid = _raw_exchange(api, node_head, _frame(PRELUDE, b"\0" * 8, b"hi") + b"0\r\n\r\n")
-        assert api.wait_for(lambda: api.by_id[rid].done.is_set(), WAIT)
+        assert api.wait_for(lambda: api.by_id[rid].finished.is_set(), WAIT)
         assert api.violations == [] and api.by_id[rid].body == b"hi"
         inv = api.by_id[rid]
         error_doc = b'{"errorMessage":"m","errorType":"T"}'
