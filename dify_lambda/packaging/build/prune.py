@@ -176,4 +176,8 @@ def _rewrite_records(root: Path) -> None:
         text = record.read_text("utf-8")
         kept = filter_record(text, dist_info, lambda rel: (root / rel).is_file())
         if kept != text:
-            record.write_text(kept, "utf-8")
+            # A new file renamed over the old one: the tree's files may be hard links into the
+            # resolver's cache (deps.py), which must never change.
+            fresh = record.with_name("RECORD.pruned")
+            fresh.write_text(kept, "utf-8")
+            fresh.replace(record)

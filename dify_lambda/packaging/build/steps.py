@@ -7,10 +7,12 @@ Order: ReadPackage -> ResolveTarget -> CollectRuntime -> SelectRequirements -> R
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import dify_lambda
 from dify_lambda.errors import DifyLambdaError
-from dify_lambda.packaging.build.artifact import ArtifactEntry, tree_entries
+from dify_lambda.packaging.build.artifact import ArtifactEntry, predeflate, tree_entries
 from dify_lambda.packaging.build.cache import CachedTree, DependencyCache
 from dify_lambda.packaging.build.compile import CompileResult, compile_tree
 from dify_lambda.packaging.build.deps import (
@@ -84,6 +86,8 @@ def _produce(
     progress: Progress,
 ) -> Callable[[Path], dict[str, Any]]:
     def produce(tree: Path) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
         installer = DependencyInstaller(
             target,
             resolver=options.resolver,
@@ -94,15 +98,13 @@ def _produce(
             allow_sdist=options.allow_sdist,
         )
         outcome = installer.install(requirements, tree)
+        timings["install"], clock = _lap(clock)
         pruned = apply_prune(tree)
+        timings["prune"], clock = _lap(clock)
         progress(
             f"build:ResolveDependencies - pruned {len(pruned.removed)} paths ({pruned.bytes_removed} bytes)"
         )
-        result = (
-            compile_tree(tree, find_interpreter(target.python))
-            if options.compile
-            else CompileResult("skipped", None, "compilation disabled")
-        )
+        result, timings["compile"], timings["compile+deflate"] = _compile_and_deflate(tree, target, options)
         return {
             "requirements": list(requirements),
             "python": target.python,
@@ -114,9 +116,52 @@ def _produce(
             "pruned_bytes": pruned.bytes_removed,
             "compile": {"status": result.status, "interpreter": result.interpreter, "note": result.note},
             "distributions": [{"name": d.name, "version": d.version} for d in installed_distributions(tree)],
+            "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         }
 
     return produce
+
+
+def _lap(since: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return now - since, now
+
+
+def _files(tree: Path) -> list[Path]:
+    return sorted(Path(current, name) for current, _dirs, names in os.walk(tree) for name in names)
+
+
+def _compile_and_deflate(
+    tree: Path, target: Target, options: BuildOptions
+) -> tuple[CompileResult, float, float]:
+    """Compile the pruned tree and deflate it into its pack (zipwrite.py), side by side.
+
+    The compile processes and the deflate threads share the CPUs: the files that exist before
+    compiling are deflated while the ``.pyc`` files are being written, then the new ``.pyc`` files.
+    Returns the compile result, when compiling ended and when deflating ended (seconds from start).
+    """
+    start = time.perf_counter()
+    before = _files(tree)
+    if not options.compile:
+        predeflate(tree, [before])
+        return CompileResult("skipped", None, "compilation disabled"), 0.0, time.perf_counter() - start
+
+    def run() -> tuple[CompileResult, float]:
+        result = compile_tree(tree, find_interpreter(target.python))
+        return result, time.perf_counter() - start
+
+    with ThreadPoolExecutor(1) as one:
+        running = one.submit(run)
+
+        def batches() -> Iterator[list[Path]]:
+            yield before
+            running.result()  # the .pyc files are complete
+            known = set(before)
+            yield [path for path in _files(tree) if path not in known]
+
+        predeflate(tree, batches())
+        result, compiled = running.result()
+    return result, compiled, time.perf_counter() - start
 
 
 def index_options(options: BuildOptions) -> IndexOptions:
@@ -145,6 +190,8 @@ def dependency_cache_key(target: Target, requirements: tuple[str, ...], options:
         "record": "filtered",
         # Nor trees pruned by older rules (type stubs and extension sources kept).
         "prune": "stubs-sources",
+        # Nor trees compiled by one compileall process (other .pyc bytes) or without a deflate pack.
+        "layout": "compile-shards,deflate-pack",
     }
     return cache_key(requirements, target.python, target.arch, extra)
 
