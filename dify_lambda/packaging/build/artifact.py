@@ -22,6 +22,7 @@ from dify_lambda.errors import ArtifactTooLargeError, BuildError
 from dify_lambda.packaging.build.zipwrite import (
     Deflated,
     DeflatePack,
+    PackItem,
     ZipLayoutError,
     deflate,
     write_deflated,
@@ -35,6 +36,7 @@ __all__ = [
     "check_unzipped_size",
     "entry_mode",
     "largest_contributors",
+    "pack_only_entries",
     "predeflate",
     "tree_entries",
     "write_zip",
@@ -159,9 +161,17 @@ def _check_names(entries: Iterable[ArtifactEntry]) -> list[ArtifactEntry]:
     return [by_name[name] for name in sorted(by_name)]
 
 
-def predeflate(tree: Path, batches: Iterable[Sequence[Path]]) -> int:
-    """Deflate a dependency tree's files into its pack (zipwrite.py) at the artifact's level."""
+def predeflate(tree: Path, batches: Iterable[Sequence[PackItem]]) -> int:
+    """Deflate a dependency tree's files (and its in-memory ``.pyc``) into its pack (zipwrite.py)."""
     return write_pack(tree, _LEVEL, batches)
+
+
+def pack_only_entries(tree: Path, part: str, prefix: str = "") -> list[ArtifactEntry]:
+    """Entries of ``tree`` that exist only in its pack (its ``.pyc`` files, compile.py)."""
+    pack = DeflatePack.open(tree, _LEVEL)
+    if pack is None:
+        return []
+    return [ArtifactEntry(prefix + rel, tree / rel, size, False, part) for rel, size in pack.only_here()]
 
 
 class _HashingFile:
@@ -201,7 +211,15 @@ def write_zip(
                 if entry.arcname in fresh:
                     return fresh.pop(entry.arcname).result()
                 found = pack.get(entry.source, entry.size) if pack is not None else None
-                return found if found is not None else _deflate_file(entry.source)
+                if found is None:
+                    try:
+                        return _deflate_file(entry.source)
+                    except FileNotFoundError:
+                        # A pack-only entry whose pack cannot be read any more.
+                        raise BuildError(
+                            f"{entry.arcname} is missing from the dependency cache; rebuild with --no-cache"
+                        ) from None
+                return found
 
             return body
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +20,9 @@ from typing import Any
 
 import dify_lambda
 from dify_lambda.errors import DifyLambdaError
-from dify_lambda.packaging.build.artifact import ArtifactEntry, predeflate, tree_entries
+from dify_lambda.packaging.build.artifact import ArtifactEntry, pack_only_entries, predeflate, tree_entries
 from dify_lambda.packaging.build.cache import CachedTree, DependencyCache
-from dify_lambda.packaging.build.compile import CompileResult, compile_tree
+from dify_lambda.packaging.build.compile import CompileResult, ShardedCompile, compile_tree
 from dify_lambda.packaging.build.deps import (
     DependencyInstaller,
     IndexOptions,
@@ -33,6 +33,7 @@ from dify_lambda.packaging.build.deps import (
 from dify_lambda.packaging.build.options import BuildOptions, Target, default_cache_dir
 from dify_lambda.packaging.build.prune import apply_prune
 from dify_lambda.packaging.build.requirements import cache_key
+from dify_lambda.packaging.build.zipwrite import PackItem
 from dify_lambda.packaging.interpreters import find_interpreter
 
 __all__ = [
@@ -136,32 +137,37 @@ def _compile_and_deflate(
 ) -> tuple[CompileResult, float, float]:
     """Compile the pruned tree and deflate it into its pack (zipwrite.py), side by side.
 
-    The compile processes and the deflate threads share the CPUs: the files that exist before
-    compiling are deflated while the ``.pyc`` files are being written, then the new ``.pyc`` files.
-    Returns the compile result, when compiling ended and when deflating ended (seconds from start).
+    The tree's files are deflated on threads while the compile shards run; each shard's ``.pyc``
+    files go from the compiler's output straight into the pack (compile.py), never to the disk as
+    files of their own. Returns the compile result, when compiling ended and when deflating ended
+    (seconds from the start of this step).
     """
     start = time.perf_counter()
-    before = _files(tree)
-    if not options.compile:
-        predeflate(tree, [before])
-        return CompileResult("skipped", None, "compilation disabled"), 0.0, time.perf_counter() - start
+    files: list[PackItem] = list(_files(tree))
+    interpreter = find_interpreter(target.python)
+    if not options.compile or interpreter is None:
+        predeflate(tree, [files])
+        skipped = (
+            CompileResult("skipped", None, "compilation disabled")
+            if not options.compile
+            else CompileResult("skipped", None, "target interpreter not found: .pyc not shipped")
+        )
+        return skipped, 0.0, time.perf_counter() - start
+    job = ShardedCompile(tree, interpreter)
+    compiled: list[float] = []
 
-    def run() -> tuple[CompileResult, float]:
-        result = compile_tree(tree, find_interpreter(target.python))
-        return result, time.perf_counter() - start
+    def batches() -> Iterator[Sequence[PackItem]]:
+        with ThreadPoolExecutor(1) as one:
+            # The shard outputs are collected on a thread of their own, so the compile processes
+            # start now and the tree's files are deflated meanwhile.
+            outputs = one.submit(lambda: list(job.outputs()))
+            yield files
+            shards = outputs.result()
+        compiled.append(time.perf_counter() - start)
+        yield from shards
 
-    with ThreadPoolExecutor(1) as one:
-        running = one.submit(run)
-
-        def batches() -> Iterator[list[Path]]:
-            yield before
-            running.result()  # the .pyc files are complete
-            known = set(before)
-            yield [path for path in _files(tree) if path not in known]
-
-        predeflate(tree, batches())
-        result, compiled = running.result()
-    return result, compiled, time.perf_counter() - start
+    predeflate(tree, batches())
+    return job.result(), compiled[0], time.perf_counter() - start
 
 
 def index_options(options: BuildOptions) -> IndexOptions:
@@ -190,8 +196,9 @@ def dependency_cache_key(target: Target, requirements: tuple[str, ...], options:
         "record": "filtered",
         # Nor trees pruned by older rules (type stubs and extension sources kept).
         "prune": "stubs-sources",
-        # Nor trees compiled by one compileall process (other .pyc bytes) or without a deflate pack.
-        "layout": "compile-shards,deflate-pack",
+        # Nor trees compiled by one compileall process (other .pyc bytes) or without a deflate pack
+        # holding their .pyc files.
+        "layout": "compile-shards,pyc-in-pack",
     }
     return cache_key(requirements, target.python, target.arch, extra)
 
@@ -236,7 +243,7 @@ def collect_entries(staging: Path, deps_tree: Path) -> list[ArtifactEntry]:
         dataclasses.replace(e, executable=True) if e.arcname.endswith(".sh") else e
         for e in tree_entries(staging / "dify_lambda", "runtime", "dify_lambda/")
     ]
-    entries += tree_entries(deps_tree, "dependencies")
+    entries += tree_entries(deps_tree, "dependencies") + pack_only_entries(deps_tree, "dependencies")
     return entries
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "PACK_NAME",
     "DeflatePack",
     "Deflated",
+    "PackItem",
     "PackedEntry",
     "ZipLayoutError",
     "deflate",
@@ -141,6 +142,8 @@ class PackedEntry:
     crc: int
     size: int
     length: int
+    #: 1 for content that exists only in the pack (the tree's ``.pyc`` files, compile.py), else 0.
+    only_here: int = 0
 
 
 class DeflatePack:
@@ -192,33 +195,46 @@ class DeflatePack:
         body = self._fh.read(packed.length)
         return Deflated(packed.crc, packed.size, body) if len(body) == packed.length else None
 
+    def only_here(self) -> list[tuple[str, int]]:
+        """``(tree-relative path, size)`` of the entries that exist in the pack only, sorted."""
+        return sorted((rel, e.size) for rel, e in self.index.items() if e.only_here)
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
 
-def write_pack(tree: Path, level: int, batches: Iterable[Sequence[Path]], workers: int | None = None) -> int:
-    """Deflate the files of ``batches`` (each a list of files under ``tree``) into ``tree``'s pack.
+#: What :func:`write_pack` takes: a file under the tree, or ``(tree-relative path, content)`` for
+#: content that is not in the tree (it is then in the pack only).
+PackItem = Path | tuple[str, bytes]
 
-    Batches are consumed one after the other, so a caller can hand over the files that exist now
-    and, once another step has added more, those (the dependency tree is deflated while its ``.pyc``
-    files are still being compiled). Files are deflated on ``workers`` threads (zlib releases the
-    GIL); each entry's bytes depend on its content only, so the pack holds the same entries whatever
-    the thread count. Returns the pack's size.
+
+def write_pack(
+    tree: Path, level: int, batches: Iterable[Sequence[PackItem]], workers: int | None = None
+) -> int:
+    """Deflate the items of ``batches`` into ``tree``'s pack; returns the pack's size.
+
+    Batches are consumed one after the other, so a caller can hand over what exists now and, once
+    another step has produced more, that (the dependency tree is deflated while its ``.pyc`` files
+    are being compiled). Items are deflated on ``workers`` threads (zlib releases the GIL); each
+    entry's bytes depend on its content only, so the pack holds the same entries whatever the
+    thread count.
     """
     data = tree.parent / PACK_NAME.format(level=level)
     index: dict[str, list[int]] = {}
     offset = 0
 
-    def one(path: Path) -> Deflated:
-        return deflate(path.read_bytes(), level)
+    def one(item: PackItem) -> tuple[str, int, Deflated]:
+        if isinstance(item, Path):
+            return item.relative_to(tree).as_posix(), 0, deflate(item.read_bytes(), level)
+        return item[0], 1, deflate(item[1], level)
 
     with data.open("wb") as out, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         for batch in batches:
-            for path, body in zip(batch, pool.map(one, batch), strict=True):
+            for rel, only_here, body in pool.map(one, batch):
                 out.write(body.data)
-                index[path.relative_to(tree).as_posix()] = [offset, body.crc, body.size, len(body.data)]
+                index[rel] = [offset, body.crc, body.size, len(body.data), only_here]
                 offset += len(body.data)
     data.with_suffix(".json").write_text(json.dumps(index, sort_keys=True), "utf-8")
     return offset

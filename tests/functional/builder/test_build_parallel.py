@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import marshal
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from dify_lambda.packaging.build.artifact import predeflate, tree_entries, write_zip
-from dify_lambda.packaging.build.compile import compile_tree
+from dify_lambda.packaging.build.artifact import pack_only_entries, predeflate, tree_entries, write_zip
+from dify_lambda.packaging.build.compile import ShardedCompile, compile_tree
 from dify_lambda.packaging.build.smoke import unpack_parent
 from dify_lambda.packaging.build.zipwrite import DeflatePack
 from dify_lambda.packaging.interpreters import find_interpreter
@@ -101,3 +102,32 @@ def test_smoke_unpacks_in_memory_only_with_room(tmp_path: Path) -> None:
     assert unpack_parent(1, tmp_path / "missing") is None
     assert unpack_parent(1, tmp_path) == tmp_path
     assert unpack_parent(1 << 62, tmp_path) is None
+
+
+def test_in_memory_shards_equal_the_written_pyc_and_point_at_the_task_root(tmp_path: Path) -> None:
+    python = find_interpreter("3.12")
+    if python is None:
+        pytest.skip("no local python3.12")
+    root = _tree(tmp_path / "t", 16)
+    job = ShardedCompile(root, python, workers=2, min_shard_bytes=1000)
+    in_memory = dict(item for shard in job.outputs() for item in shard)
+    assert job.result().status == "compiled"
+    compile_tree(root, python, workers=1, min_shard_bytes=1000)
+    assert in_memory == _pyc(root)
+    pyc = in_memory["pkg0/__pycache__/mod00.cpython-312.pyc"]
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked
+    assert marshal.loads(pyc[16:]).co_filename == "/var/task/pkg0/mod00.py"
+
+
+def test_pack_only_pyc_go_into_the_zip(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "site-packages", 3)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    predeflate(root, [files, [("pkg0/__pycache__/mod00.cpython-312.pyc", b"not really a pyc")]])
+    entries = tree_entries(root, "dependencies") + pack_only_entries(root, "dependencies")
+    assert [e.arcname for e in pack_only_entries(root, "dependencies")] == [
+        "pkg0/__pycache__/mod00.cpython-312.pyc"
+    ]
+    write_zip(entries, tmp_path / "a.zip", root)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.read("pkg0/__pycache__/mod00.cpython-312.pyc") == b"not really a pyc"
+        assert zf.testzip() is None

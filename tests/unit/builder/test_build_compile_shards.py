@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dify_lambda.packaging.build.compile import plan_shards
+import struct
+
+from dify_lambda.packaging.build.compile import parse_output, plan_shards
 
 FILES = [(f"/t/pkg/m{i:03}.py", 1000 + (i * 37) % 500) for i in range(200)]
 
@@ -29,3 +31,22 @@ def test_the_plan_is_the_same_every_time() -> None:
 
 def test_empty_list_has_no_shard() -> None:
     assert plan_shards([]) == []
+
+
+def _frame(name: str, data: bytes) -> bytes:
+    encoded = name.encode()
+    return struct.pack("<II", len(encoded), len(data)) + encoded + data
+
+
+def test_shard_output_is_read_frame_by_frame() -> None:
+    out = _frame("a/__pycache__/m.cpython-312.pyc", b"\x00pyc") + _frame("b/__pycache__/n.pyc", b"")
+    assert parse_output(out) == [
+        ("a/__pycache__/m.cpython-312.pyc", b"\x00pyc"),
+        ("b/__pycache__/n.pyc", b""),
+    ]
+
+
+def test_a_cut_off_last_frame_is_dropped() -> None:
+    whole = _frame("a.pyc", b"12345")
+    assert parse_output(whole + _frame("b.pyc", b"67890")[:-2]) == [("a.pyc", b"12345")]
+    assert parse_output(b"") == []
