@@ -72,23 +72,32 @@ def entry_mode(executable: bool) -> int:
 
 
 def tree_entries(root: Path, part: str, prefix: str = "") -> list[ArtifactEntry]:
-    """Every regular file under ``root`` as an entry named ``prefix + relative path``."""
+    """Every regular file under ``root`` as an entry named ``prefix + relative path``.
+
+    One ``scandir`` walk with string paths (``Path.relative_to`` per file cost a warm build a
+    noticeable share of its time on a tree of thousands of files).
+    """
     out: list[ArtifactEntry] = []
-    for path in root.rglob("*"):
-        if path.is_symlink():
-            raise BuildError(f"{path} is a symbolic link; the artifact only holds regular files")
-        if not path.is_file():
-            continue
-        st = path.stat()
-        out.append(
-            ArtifactEntry(
-                prefix + path.relative_to(root).as_posix(),
-                path,
-                st.st_size,
-                bool(st.st_mode & stat.S_IXUSR),
-                part,
-            )
-        )
+    pending = [(str(root), prefix)]
+    while pending:
+        directory, arc = pending.pop()
+        with os.scandir(directory) as scan:
+            for item in scan:
+                if item.is_symlink():
+                    raise BuildError(f"{item.path} is a symbolic link; the artifact only holds regular files")
+                if item.is_dir():
+                    pending.append((item.path, arc + item.name + "/"))
+                elif item.is_file():
+                    st = item.stat()
+                    out.append(
+                        ArtifactEntry(
+                            arc + item.name,
+                            Path(item.path),
+                            st.st_size,
+                            bool(st.st_mode & stat.S_IXUSR),
+                            part,
+                        )
+                    )
     return out
 
 

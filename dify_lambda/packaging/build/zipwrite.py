@@ -174,10 +174,11 @@ class DeflatePack:
         return cls(tree, index, data) if data.is_file() else None
 
     def _entry(self, source: Path, size: int) -> PackedEntry | None:
-        try:
-            packed = self.index.get(source.relative_to(self.tree).as_posix())
-        except ValueError:
+        # String prefix rather than Path.relative_to: this runs for every entry of every build.
+        path, root = str(source), str(self.tree) + os.sep
+        if not path.startswith(root):
             return None
+        packed = self.index.get(path[len(root) :].replace(os.sep, "/"))
         return packed if packed is not None and packed.size == size else None
 
     def has(self, source: Path, size: int) -> bool:
@@ -225,9 +226,14 @@ def write_pack(
     index: dict[str, list[int]] = {}
     offset = 0
 
+    root = str(tree) + os.sep
+
     def one(item: PackItem) -> tuple[str, int, Deflated]:
         if isinstance(item, Path):
-            return item.relative_to(tree).as_posix(), 0, deflate(item.read_bytes(), level)
+            path = str(item)
+            if not path.startswith(root):
+                raise ValueError(f"{path} is not under {tree}")
+            return path[len(root) :].replace(os.sep, "/"), 0, deflate(item.read_bytes(), level)
         return item[0], 1, deflate(item[1], level)
 
     with data.open("wb") as out, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
