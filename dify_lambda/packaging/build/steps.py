@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,14 +158,27 @@ def _compile_and_deflate(
     compiled: list[float] = []
 
     def batches() -> Iterator[Sequence[PackItem]]:
-        with ThreadPoolExecutor(1) as one:
-            # The shard outputs are collected on a thread of their own, so the compile processes
-            # start now and the tree's files are deflated meanwhile.
-            outputs = one.submit(lambda: list(job.outputs()))
-            yield files
-            shards = outputs.result()
+        done: queue.Queue[list[tuple[str, bytes]] | BaseException | None] = queue.Queue()
+
+        def collect() -> None:
+            # On a thread of its own: the compile processes start now, and each shard's output is
+            # handed over as it ends while the tree's files are being deflated.
+            try:
+                for shard in job.outputs():
+                    done.put(shard)
+                done.put(None)
+            except BaseException as exc:  # re-raised in the build's thread below
+                done.put(exc)
+
+        collector = threading.Thread(target=collect, name="compile-shards", daemon=True)
+        collector.start()
+        yield files
+        while (item := done.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
         compiled.append(time.perf_counter() - start)
-        yield from shards
+        collector.join()
 
     predeflate(tree, batches())
     return job.result(), compiled[0], time.perf_counter() - start
