@@ -189,10 +189,11 @@ class ShardedCompile:
             ]
             for proc in pool.map(lambda data: self.runner(cmd, env, data), stdin):
                 errors = proc.stderr.decode("utf-8", "replace")
-                self.failures += [
-                    line for line in errors.splitlines() if line.startswith("*** Error compiling")
-                ]
-                if proc.returncode not in (0, 1) or (proc.returncode and not self.failures):
+                failed = [line for line in errors.splitlines() if line.startswith("*** Error compiling")]
+                self.failures += failed
+                # Exit status 1 with error lines: some files did not compile. Anything else: the
+                # process ended early, and what it had not sent loads from source.
+                if proc.returncode not in (0, 1) or (proc.returncode and not failed):
                     self.crashed.append(errors.strip()[-200:] or f"exit status {proc.returncode}")
                 yield parse_output(proc.stdout)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshal
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -131,3 +132,17 @@ def test_pack_only_pyc_go_into_the_zip(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert zf.read("pkg0/__pycache__/mod00.cpython-312.pyc") == b"not really a pyc"
         assert zf.testzip() is None
+
+
+def test_a_shard_process_that_dies_leaves_a_partial_status(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "t", 2)
+
+    def dies(cmd: list[str], env: dict[str, str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        assert env["PYTHONHASHSEED"] == "0"
+        assert stdin.split(b"\0")[0] == b"pkg0/__init__.py"
+        return subprocess.CompletedProcess(cmd, -11, b"", b"Segmentation fault")
+
+    result = compile_tree(root, Path("/no/python"), runner=dies)
+    assert result.status == "partial"
+    assert "Segmentation fault" in result.note
+    assert _pyc(root) == {}
