@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ def write_zip(
         except ZipLayoutError:
             for future in fresh.values():
                 future.cancel()
-            sha256 = _write_with_zipfile(ordered, tmp)
+            sha256 = _write_with_zipfile(ordered, tmp, pack)
         finally:
             if pack is not None:
                 pack.close()
@@ -252,12 +253,17 @@ def _deflate_file(path: Path) -> Deflated:
     return deflate(path.read_bytes(), _LEVEL)
 
 
-def _write_with_zipfile(ordered: list[ArtifactEntry], tmp: Path) -> str:
+def _write_with_zipfile(ordered: list[ArtifactEntry], tmp: Path, pack: DeflatePack | None) -> str:
+    def raw(entry: ArtifactEntry) -> bytes:
+        # Pack-only entries (the dependency tree's .pyc) exist nowhere else.
+        packed = pack.get(entry.source, entry.size) if pack is not None else None
+        return zlib.decompress(packed.data, -15) if packed is not None else entry.source.read_bytes()
+
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_LEVEL) as zf:
         for entry in ordered:
             zf.writestr(
                 _info(entry),
-                entry.source.read_bytes(),
+                raw(entry),
                 compress_type=zipfile.ZIP_DEFLATED,
                 compresslevel=_LEVEL,
             )

@@ -146,3 +146,16 @@ def test_a_shard_process_that_dies_leaves_a_partial_status(tmp_path: Path) -> No
     assert result.status == "partial"
     assert "Segmentation fault" in result.note
     assert _pyc(root) == {}
+
+
+def test_a_zip64_artifact_takes_pack_only_entries_from_the_pack(tmp_path: Path) -> None:
+    root = tmp_path / "site-packages"
+    root.mkdir()
+    names = [f"m{i:05}.pyc" for i in range(0xFFFF)]
+    predeflate(root, [[(name, name.encode()) for name in names]])
+    entries = pack_only_entries(root, "dependencies")
+    assert len(entries) == 0xFFFF
+    write_zip(entries, tmp_path / "big.zip", root)
+    with zipfile.ZipFile(tmp_path / "big.zip") as zf:
+        assert zf.read("m00000.pyc") == b"m00000.pyc"
+        assert zf.read(names[-1]) == names[-1].encode()
