@@ -241,8 +241,8 @@ def build(
             unzipped = check_unzipped_size(entries, options.max_unzipped_bytes)
         with timer.step("WriteArtifact"):
             built_zip = scratch / ARTIFACT_FILE
-            # The cached dependency tree keeps its deflated files for the next build (same bytes out).
-            zipped, sha256 = write_zip(entries, built_zip, deps.root if options.use_cache else None)
+            # The dependency tree comes with its files deflated (zipwrite.py): same bytes out.
+            zipped, sha256 = write_zip(entries, built_zip, deps.root)
         with timer.step("RenderTemplate"):
             spec = function_spec(target, options, TIKTOKEN_LAMBDA_DIR if tiktoken_files else None)
             files = render_application(pkg, spec, options, ARTIFACT_FILE)

@@ -11,7 +11,8 @@ Layout under the cache directory::
     uv/                         uv's cache (shared by every build)
     deps/<key>/site-packages/   resolved, pruned and compiled dependencies (read-only use)
     deps/<key>/meta.json        what produced it: requirements, target, compile status, notes
-    deps/<key>/deflate-<level>/ its files deflated for the zip (zipwrite.py), filled on first use
+    deps/<key>/deflate-<level>.pack  its files deflated for the zip, and their index .json (zipwrite.py),
+                                written with the tree (while it compiles) and published with it
 
     locks/<key>.lock            held while one build looks up or produces <key>
 

@@ -204,12 +204,16 @@ def uv_install_args(
     """The ``uv pip install`` arguments for the target platform (pure).
 
     ``--python`` only names an interpreter uv needs to start; the target's Python and platform
-    come from ``--python-version`` and ``--python-platform``. ``--link-mode copy`` keeps the tree
-    independent of uv's cache (it is cached and zipped on its own).
+    come from ``--python-version`` and ``--python-platform``. ``--link-mode hardlink``: the tree's
+    files share uv's cache copies instead of writing the whole tree again (a cold build's largest
+    write; uv copies instead when the two are on different filesystems). uv never changes a cached
+    file, and nothing the builder does changes a tree file in place: pruning unlinks, compiling adds
+    new ``.pyc`` files, RECORD is rewritten into a new file (prune.py), so neither side can alter the
+    other.
     """
     args = ["pip", "install", "--target", str(dest), "--python", python]
     args += ["--python-platform", f"{target.machine}-manylinux_2_34", "--python-version", target.python]
-    args += ["--only-binary", ":all:", "--link-mode", "copy", "--no-progress", "--quiet"]
+    args += ["--only-binary", ":all:", "--link-mode", "hardlink", "--no-progress", "--quiet"]
     args += ["--cache-dir", str(cache_dir)] if cache_dir else ["--no-cache"]
     args += index.args(extra_links=[wheelhouse] if wheelhouse else [])
     args += ["-r", str(requirements_file)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import posixpath
 import re
 import shutil
@@ -108,21 +109,46 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _listing(root: Path) -> tuple[list[str], list[str]]:
+    """(directories, files) under ``root`` as relative POSIX paths, in one walk."""
+    directories: list[str] = []
+    files: list[str] = []
+    for current, dirs, names in os.walk(root):
+        rel = Path(current).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        directories += [prefix + d for d in dirs]
+        files += [prefix + n for n in names]
+    return directories, files
+
+
+def _package_sources(root: Path, top: str, files: list[str]) -> dict[str, str]:
+    """The ``.py`` files of top-level package ``top`` that could refer to a tests directory.
+
+    Every reference pattern names ``tests``: files without the word cannot match and are left out.
+    """
+    out: dict[str, str] = {}
+    for rel in files:
+        if rel.startswith(top + "/") and rel.endswith(".py"):
+            text = (root / rel).read_text("utf-8", errors="replace")
+            if "tests" in text:
+                out[rel] = text
+    return out
+
+
 def apply_prune(root: Path) -> PruneResult:
     """Apply the rules to the tree at ``root`` in place."""
-    directories = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()]
-    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    directories, files = _listing(root)
     dirs, drop_files = prune_candidates(directories, files)
     removed: list[str] = []
     total = 0
+    # Each package's sources are read once, however many tests directories it has (numpy: dozens).
+    sources_of: dict[str, dict[str, str]] = {}
     for rel in dirs:
         if PurePosixPath(rel).name == "tests":
             top = rel.split("/", 1)[0]
-            sources = {
-                p.relative_to(root).as_posix(): p.read_text("utf-8", errors="replace")
-                for p in (root / top).rglob("*.py")
-            }
-            if references_tests_dir(rel, sources):
+            if top not in sources_of:
+                sources_of[top] = _package_sources(root, top, files)
+            if references_tests_dir(rel, sources_of[top]):
                 continue
         path = root / rel
         if not path.exists():
@@ -176,4 +202,8 @@ def _rewrite_records(root: Path) -> None:
         text = record.read_text("utf-8")
         kept = filter_record(text, dist_info, lambda rel: (root / rel).is_file())
         if kept != text:
-            record.write_text(kept, "utf-8")
+            # A new file renamed over the old one: the tree's files may be hard links into the
+            # resolver's cache (deps.py), which must never change.
+            fresh = record.with_name("RECORD.pruned")
+            fresh.write_text(kept, "utf-8")
+            fresh.replace(record)

@@ -18,6 +18,7 @@ this host can run the target: same machine architecture and the target's Python 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -42,6 +43,7 @@ __all__ = [
     "host_can_run",
     "lambda_environment",
     "smoke_init",
+    "unpack_parent",
 ]
 
 LAMBDA_TASK_ROOT = wire.LAMBDA_TASK_ROOT
@@ -58,6 +60,8 @@ _NOT_IN_SMOKE = frozenset(
 )
 _TIMEOUT = 600
 _MAX_LINE = 400
+#: A memory-backed directory for the unpacked copy, when the host has one (Linux).
+_MEMORY_DIR = Path("/dev/shm")
 
 
 class SdkRangeError(BuildError):
@@ -171,6 +175,23 @@ def _unpack(artifact: Path, dest: Path) -> None:
                 path.chmod(mode)
 
 
+def unpack_parent(unzipped: int, memory_dir: Path = _MEMORY_DIR) -> Path | None:
+    """Where the smoke init unpacks: ``memory_dir`` when it is a writable, exec-allowed directory with
+    room for twice the artifact, else None (the system temporary directory).
+
+    The unpacked copy lives a few seconds; on disk, writing and deleting its 100+ MB of small files
+    was the smoke init's largest cost. ``noexec`` mounts are passed over: extension modules could not
+    be mapped from them.
+    """
+    try:
+        st = os.statvfs(memory_dir)
+    except OSError:
+        return None
+    if st.f_flag & (os.ST_NOEXEC | os.ST_RDONLY) or not os.access(memory_dir, os.W_OK | os.X_OK):
+        return None
+    return memory_dir if st.f_bavail * st.f_frsize > 2 * unzipped else None
+
+
 def _probe_source() -> str:
     return (Path(__file__).with_name("smoke_probe.py")).read_text("utf-8")
 
@@ -223,7 +244,10 @@ def _run_smoke(
     artifact: Path, target: Target, function_env: Mapping[str, str], interpreter: Path
 ) -> SmokeResult:
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="dify-lambda-smoke-") as tmp_name:
+    with zipfile.ZipFile(artifact) as zf:
+        unzipped = sum(info.file_size for info in zf.infolist())
+    parent = unpack_parent(unzipped)
+    with tempfile.TemporaryDirectory(prefix="dify-lambda-smoke-", dir=parent) as tmp_name:
         tmp = Path(tmp_name)
         root, scratch = tmp / "task", tmp / "tmp"
         root.mkdir()

@@ -7,10 +7,13 @@ Order: ReadPackage -> ResolveTarget -> CollectRuntime -> SelectRequirements -> R
 from __future__ import annotations
 
 import dataclasses
+import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +21,9 @@ from typing import Any
 
 import dify_lambda
 from dify_lambda.errors import DifyLambdaError
-from dify_lambda.packaging.build.artifact import ArtifactEntry, tree_entries
+from dify_lambda.packaging.build.artifact import ArtifactEntry, pack_only_entries, predeflate, tree_entries
 from dify_lambda.packaging.build.cache import CachedTree, DependencyCache
-from dify_lambda.packaging.build.compile import CompileResult, compile_tree
+from dify_lambda.packaging.build.compile import CompileResult, ShardedCompile, compile_tree
 from dify_lambda.packaging.build.deps import (
     DependencyInstaller,
     IndexOptions,
@@ -31,6 +34,7 @@ from dify_lambda.packaging.build.deps import (
 from dify_lambda.packaging.build.options import BuildOptions, Target, default_cache_dir
 from dify_lambda.packaging.build.prune import apply_prune
 from dify_lambda.packaging.build.requirements import cache_key
+from dify_lambda.packaging.build.zipwrite import PackItem
 from dify_lambda.packaging.interpreters import find_interpreter
 
 __all__ = [
@@ -84,6 +88,8 @@ def _produce(
     progress: Progress,
 ) -> Callable[[Path], dict[str, Any]]:
     def produce(tree: Path) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
         installer = DependencyInstaller(
             target,
             resolver=options.resolver,
@@ -94,15 +100,13 @@ def _produce(
             allow_sdist=options.allow_sdist,
         )
         outcome = installer.install(requirements, tree)
+        timings["install"], clock = _lap(clock)
         pruned = apply_prune(tree)
+        timings["prune"], clock = _lap(clock)
         progress(
             f"build:ResolveDependencies - pruned {len(pruned.removed)} paths ({pruned.bytes_removed} bytes)"
         )
-        result = (
-            compile_tree(tree, find_interpreter(target.python))
-            if options.compile
-            else CompileResult("skipped", None, "compilation disabled")
-        )
+        result, timings["compile"], timings["compile+deflate"] = _compile_and_deflate(tree, target, options)
         return {
             "requirements": list(requirements),
             "python": target.python,
@@ -114,9 +118,70 @@ def _produce(
             "pruned_bytes": pruned.bytes_removed,
             "compile": {"status": result.status, "interpreter": result.interpreter, "note": result.note},
             "distributions": [{"name": d.name, "version": d.version} for d in installed_distributions(tree)],
+            "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         }
 
     return produce
+
+
+def _lap(since: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return now - since, now
+
+
+def _files(tree: Path) -> list[Path]:
+    return sorted(Path(current, name) for current, _dirs, names in os.walk(tree) for name in names)
+
+
+def _compile_and_deflate(
+    tree: Path, target: Target, options: BuildOptions
+) -> tuple[CompileResult, float, float]:
+    """Compile the pruned tree and deflate it into its pack (zipwrite.py), side by side.
+
+    The tree's files are deflated on threads while the compile shards run; each shard's ``.pyc``
+    files go from the compiler's output straight into the pack (compile.py), never to the disk as
+    files of their own. Returns the compile result, when compiling ended and when deflating ended
+    (seconds from the start of this step).
+    """
+    start = time.perf_counter()
+    files: list[PackItem] = list(_files(tree))
+    interpreter = find_interpreter(target.python)
+    if not options.compile or interpreter is None:
+        predeflate(tree, [files])
+        skipped = (
+            CompileResult("skipped", None, "compilation disabled")
+            if not options.compile
+            else CompileResult("skipped", None, "target interpreter not found: .pyc not shipped")
+        )
+        return skipped, 0.0, time.perf_counter() - start
+    job = ShardedCompile(tree, interpreter)
+    compiled: list[float] = []
+
+    def batches() -> Iterator[Sequence[PackItem]]:
+        done: queue.Queue[list[tuple[str, bytes]] | BaseException | None] = queue.Queue()
+
+        def collect() -> None:
+            # On a thread of its own: the compile processes start now, and each shard's output is
+            # handed over as it ends while the tree's files are being deflated.
+            try:
+                for shard in job.outputs():
+                    done.put(shard)
+                done.put(None)
+            except BaseException as exc:  # re-raised in the build's thread below
+                done.put(exc)
+
+        collector = threading.Thread(target=collect, name="compile-shards", daemon=True)
+        collector.start()
+        yield files
+        while (item := done.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        compiled.append(time.perf_counter() - start)
+        collector.join()
+
+    predeflate(tree, batches())
+    return job.result(), compiled[0], time.perf_counter() - start
 
 
 def index_options(options: BuildOptions) -> IndexOptions:
@@ -145,6 +210,9 @@ def dependency_cache_key(target: Target, requirements: tuple[str, ...], options:
         "record": "filtered",
         # Nor trees pruned by older rules (type stubs and extension sources kept).
         "prune": "stubs-sources",
+        # Nor trees compiled by one compileall process (other .pyc bytes) or without a deflate pack
+        # holding their .pyc files.
+        "layout": "compile-shards,pyc-in-pack",
     }
     return cache_key(requirements, target.python, target.arch, extra)
 
@@ -189,7 +257,7 @@ def collect_entries(staging: Path, deps_tree: Path) -> list[ArtifactEntry]:
         dataclasses.replace(e, executable=True) if e.arcname.endswith(".sh") else e
         for e in tree_entries(staging / "dify_lambda", "runtime", "dify_lambda/")
     ]
-    entries += tree_entries(deps_tree, "dependencies")
+    entries += tree_entries(deps_tree, "dependencies") + pack_only_entries(deps_tree, "dependencies")
     return entries
 
 

@@ -3,27 +3,38 @@
 Why: a warm build's dependency tree is unchanged (it comes from the dependency cache), yet writing the
 zip deflated every one of its files again and dominated the warm build. :func:`deflate` gives an
 entry's CRC and compressed bytes exactly as ``zipfile.ZipFile.writestr`` computes them
-(``zlib.compressobj(level, DEFLATED, -15)``, one ``compress`` and one ``flush``), :class:`DeflateCache`
-keeps them beside the read-only cached tree, and :func:`write_deflated` lays out local headers, central
-directory and end record as ``zipfile`` does for a new, seekable, non-ZIP64 archive (a unit test checks
-byte equality with ``zipfile``). Archives needing ZIP64 (over 65,535 entries or 2 GiB) are refused: a
-Lambda artifact is at most 250 MB unzipped, and the caller then falls back to :mod:`zipfile`.
+(``zlib.compressobj(level, DEFLATED, -15)``, one ``compress`` and one ``flush``), :class:`DeflatePack`
+keeps them beside the read-only cached tree (one file, written by :func:`write_pack`), and
+:func:`write_deflated` lays out local headers, central directory and end record as ``zipfile`` does
+for a new, seekable, non-ZIP64 archive (a unit test checks byte equality with ``zipfile``). Archives
+needing ZIP64 (over 65,535 entries or 2 GiB) are refused: a Lambda artifact is at most 250 MB
+unzipped, and the caller then falls back to :mod:`zipfile`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import struct
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-__all__ = ["DeflateCache", "Deflated", "ZipLayoutError", "deflate", "write_deflated"]
+__all__ = [
+    "PACK_NAME",
+    "DeflatePack",
+    "Deflated",
+    "PackItem",
+    "PackedEntry",
+    "ZipLayoutError",
+    "deflate",
+    "write_deflated",
+    "write_pack",
+]
 
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _END = struct.Struct("<4s4H2LH")
@@ -48,8 +59,14 @@ def deflate(raw: bytes, level: int) -> Deflated:
     return Deflated(zlib.crc32(raw), len(raw), co.compress(raw) + co.flush())
 
 
+class Sink(Protocol):
+    """Where :func:`write_deflated` writes: a binary file, or anything with its ``write``."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 def write_deflated(
-    out: BinaryIO,
+    out: Sink,
     items: Sequence[tuple[zipfile.ZipInfo, Callable[[], Deflated]]],
 ) -> None:
     """Write ``items`` (header template, its deflated content) as a complete zip to ``out``.
@@ -115,47 +132,115 @@ def _central_record(info: zipfile.ZipInfo, offset: int) -> bytes:
     )
 
 
-class DeflateCache:
-    """Deflated entries of one read-only tree, in ``<tree>/../deflate-<level>/``.
+#: The pack beside a cached tree: ``<tree>/../deflate-<level>.pack`` and its index ``.json``.
+PACK_NAME = "deflate-{level}.pack"
 
-    Keyed by the entry's tree-relative path, size and modification time (the cached tree is never
-    modified after it was renamed into place); a miss deflates and stores.
+
+@dataclass(frozen=True, slots=True)
+class PackedEntry:
+    offset: int
+    crc: int
+    size: int
+    length: int
+    #: 1 for content that exists only in the pack (the tree's ``.pyc`` files, compile.py), else 0.
+    only_here: int = 0
+
+
+class DeflatePack:
+    """Every file of one read-only tree deflated once, in one file beside it.
+
+    Written by :func:`write_pack` while the tree is produced (before the dependency cache publishes
+    it), so a warm build copies compressed bytes instead of deflating the tree again, and one file
+    replaces thousands of small ones (creating and deleting many small files is what a disk pays
+    most for). Keyed by the tree-relative path; an entry whose size no longer matches is deflated
+    afresh (:meth:`get` returns None).
     """
 
-    def __init__(self, tree: Path, level: int) -> None:
+    def __init__(self, tree: Path, index: dict[str, PackedEntry], data: Path) -> None:
         self.tree = tree
-        self.dir = tree.parent / f"deflate-{level}"
-        self.level = level
+        self.index = index
+        self.data = data
+        self._fh: BinaryIO | None = None
 
-    def _path(self, source: Path) -> Path | None:
+    @classmethod
+    def open(cls, tree: Path, level: int) -> DeflatePack | None:
+        """The pack of ``tree`` at ``level``, or None when there is none (or it cannot be read)."""
+        data = tree.parent / PACK_NAME.format(level=level)
         try:
-            rel = source.relative_to(self.tree).as_posix()
-            st = source.stat()
-        except (ValueError, OSError):
+            raw = json.loads(data.with_suffix(".json").read_text("utf-8"))
+            index = {rel: PackedEntry(*map(int, row)) for rel, row in raw.items()}
+        except (OSError, ValueError, TypeError):
             return None
-        key = hashlib.sha256(json.dumps([rel, st.st_size, st.st_mtime_ns]).encode()).hexdigest()
-        return self.dir / key[:2] / key
+        return cls(tree, index, data) if data.is_file() else None
 
-    def get(self, source: Path) -> Deflated:
-        cached = self._path(source)
-        if cached is not None:
-            try:
-                blob = cached.read_bytes()
-                crc, size = struct.unpack_from("<LQ", blob)
-                return Deflated(crc, size, blob[12:])
-            except (OSError, struct.error):
-                pass
-        body = deflate(source.read_bytes(), self.level)
-        if cached is not None:
-            _store(cached, struct.pack("<LQ", body.crc, body.size) + body.data)
-        return body
+    def _entry(self, source: Path, size: int) -> PackedEntry | None:
+        # String prefix rather than Path.relative_to: this runs for every entry of every build.
+        path, root = str(source), str(self.tree) + os.sep
+        if not path.startswith(root):
+            return None
+        packed = self.index.get(path[len(root) :].replace(os.sep, "/"))
+        return packed if packed is not None and packed.size == size else None
+
+    def has(self, source: Path, size: int) -> bool:
+        """True when the pack holds ``source`` (a file under the tree) at this size."""
+        return self._entry(source, size) is not None
+
+    def get(self, source: Path, size: int) -> Deflated | None:
+        """The deflated ``source``, or None when the pack does not hold it at this size."""
+        packed = self._entry(source, size)
+        if packed is None:
+            return None
+        if self._fh is None:
+            self._fh = self.data.open("rb")
+        self._fh.seek(packed.offset)
+        body = self._fh.read(packed.length)
+        return Deflated(packed.crc, packed.size, body) if len(body) == packed.length else None
+
+    def only_here(self) -> list[tuple[str, int]]:
+        """``(tree-relative path, size)`` of the entries that exist in the pack only, sorted."""
+        return sorted((rel, e.size) for rel, e in self.index.items() if e.only_here)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
-def _store(path: Path, blob: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as fh:
-            fh.write(blob)
-        Path(fh.name).replace(path)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+#: What :func:`write_pack` takes: a file under the tree, or ``(tree-relative path, content)`` for
+#: content that is not in the tree (it is then in the pack only).
+PackItem = Path | tuple[str, bytes]
+
+
+def write_pack(
+    tree: Path, level: int, batches: Iterable[Sequence[PackItem]], workers: int | None = None
+) -> int:
+    """Deflate the items of ``batches`` into ``tree``'s pack; returns the pack's size.
+
+    Batches are consumed one after the other, so a caller can hand over what exists now and, once
+    another step has produced more, that (the dependency tree is deflated while its ``.pyc`` files
+    are being compiled). Items are deflated on ``workers`` threads (zlib releases the GIL); each
+    entry's bytes depend on its content only, so the pack holds the same entries whatever the
+    thread count.
+    """
+    data = tree.parent / PACK_NAME.format(level=level)
+    index: dict[str, list[int]] = {}
+    offset = 0
+
+    root = str(tree) + os.sep
+
+    def one(item: PackItem) -> tuple[str, int, Deflated]:
+        if isinstance(item, Path):
+            path = str(item)
+            if not path.startswith(root):
+                raise ValueError(f"{path} is not under {tree}")
+            return path[len(root) :].replace(os.sep, "/"), 0, deflate(item.read_bytes(), level)
+        return item[0], 1, deflate(item[1], level)
+
+    with data.open("wb") as out, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        for batch in batches:
+            for rel, only_here, body in pool.map(one, batch):
+                out.write(body.data)
+                index[rel] = [offset, body.crc, body.size, len(body.data), only_here]
+                offset += len(body.data)
+    data.with_suffix(".json").write_text(json.dumps(index, sort_keys=True), "utf-8")
+    return offset

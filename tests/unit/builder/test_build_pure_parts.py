@@ -14,7 +14,7 @@ from dify_lambda.packaging.build.artifact import (
     entry_mode,
     largest_contributors,
 )
-from dify_lambda.packaging.build.compile import compile_command
+from dify_lambda.packaging.build.compile import DRIVER, compile_command
 from dify_lambda.packaging.build.deps import (
     IndexOptions,
     MissingWheel,
@@ -131,10 +131,13 @@ def test_missing_wheels_error_lists_every_package() -> None:
 
 def test_compile_command_is_reproducible_and_lambda_rooted() -> None:
     cmd = compile_command(Path("/py/python3.12"), Path("/build/tree"))
-    assert cmd[:3] == ["/py/python3.12", "-m", "compileall"]
-    assert cmd[cmd.index("--invalidation-mode") + 1] == "unchecked-hash"
-    assert cmd[cmd.index("-s") + 1] == "/build/tree"
-    assert cmd[cmd.index("-p") + 1] == "/var/task"
+    assert cmd[:3] == ["/py/python3.12", "-s", "-c"]
+    assert cmd[3] == DRIVER
+    assert cmd[4:] == ["/build/tree", "/var/task"]
+    # Unchecked-hash .pyc (no mtime inside, never revalidated on the read-only task root).
+    assert "_code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)" in DRIVER
+    # The compiler's own directory is off sys.path before it imports anything of the tree's names.
+    assert DRIVER.index("del sys.path[0]") < DRIVER.index("import importlib")
 
 
 def test_imports_of_resolves_relative_imports() -> None:
