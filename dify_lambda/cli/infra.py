@@ -167,6 +167,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     c.add_argument("--python", help="build Python (default from the manifest)")
     c.add_argument("--cache-dir", type=Path, metavar="DIR", help="dependency cache directory")
     c.add_argument(
+        "--no-smoke",
+        action="store_true",
+        help="skip the smoke init, the one step that runs the uploaded plugin's code here (without network)",
+    )
+    c.add_argument(
         "--launch-timeout",
         type=_positive_int,
         default=225,
@@ -236,7 +241,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             package = open_package(source)
             out_dir = args.build_dir or Path("out") / package.manifest.name
             progress(f"building {package.unique_identifier} into {out_dir}")
-            builder = packaging_builder(arch=args.arch, python=args.python, cache_dir=args.cache_dir)
+            builder = packaging_builder(
+                arch=args.arch, python=args.python, cache_dir=args.cache_dir, smoke=not args.no_smoke
+            )
             artifact = builder(
                 BuildRequest(package=package, out_dir=out_dir, url_auth=args.url_auth or "AWS_IAM"), progress
             )
@@ -416,7 +423,9 @@ def cmd_connector(args: argparse.Namespace) -> int:
         role_arn=args.role_arn,
         launch_budget_s=float(args.launch_timeout),
     )
-    builder = packaging_builder(arch=args.arch, python=args.python, cache_dir=args.cache_dir)
+    builder = packaging_builder(
+        arch=args.arch, python=args.python, cache_dir=args.cache_dir, smoke=not args.no_smoke
+    )
     service = LaunchService(_deployer(args, bucket=args.bucket), builder, settings)
     server = make_server(
         args.host,

@@ -93,6 +93,7 @@ def packaging_builder(
     python: str | None = None,
     memory_mb: int | None = None,
     cache_dir: Path | None = None,
+    smoke: bool = True,
 ) -> Builder:
     """A :class:`Builder` running ``dify_lambda.packaging.build.build`` (imported when first used)."""
 
@@ -105,6 +106,7 @@ def packaging_builder(
             memory_mb=memory_mb,
             url_auth=request.url_auth,
             cache_dir=cache_dir,
+            smoke=smoke,
         )
         result = packaging_build.build(request.package, request.out_dir, options, progress=progress)
         r = result.report

@@ -227,7 +227,7 @@ def smoke_init(
         if found is not None:
             return found
     result = _run_smoke(artifact, target, function_env, interpreter)
-    if cache is not None and key:
+    if cache is not None and key and result.status == "passed":
         cache.store(key, result)
     return result
 
@@ -271,9 +271,22 @@ def _run_smoke(
             doc = json.loads(out_file.read_text("utf-8"))
         except (OSError, ValueError):
             doc = None
+    return smoke_result(doc, proc.stderr or proc.stdout, time.perf_counter() - started)
+
+
+def smoke_result(doc: Any, output: str, seconds: float) -> SmokeResult:
+    """What the probe's JSON document (or, without one, its output) says about the plugin."""
+    if isinstance(doc, dict) and doc.get("sandbox"):
+        # No network namespace here: the probe stopped before any plugin code ran.
+        why = _one_line(str(doc["sandbox"]))
+        return SmokeResult(
+            "skipped",
+            f"smoke init skipped: this host cannot cut the plugin off the network ({why});"
+            " the plugin's code was not run here",
+        )
     if not isinstance(doc, dict) or not doc.get("ok"):
         error = doc.get("error") if isinstance(doc, dict) else None
-        reason = _one_line(str(error)) if error else _one_line(proc.stderr or proc.stdout)
+        reason = _one_line(str(error)) if error else _one_line(output)
         raise SmokeInitError(
             f"the plugin cannot load from the artifact: {reason} (--no-smoke skips this check)"
         )
@@ -281,7 +294,7 @@ def _run_smoke(
     return SmokeResult(
         "passed",
         str(doc.get("note", "")),
-        round(time.perf_counter() - started, 3),
+        round(seconds, 3),
         str(doc.get("sdk_version", "")),
         providers,
     )

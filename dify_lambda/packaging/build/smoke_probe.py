@@ -1,9 +1,13 @@
 """Run by the smoke init (``python -I -S -c <this source> TASK_ROOT OUT_JSON``) in the target Python.
 
 Never imported by the builder: it runs inside an unpacked artifact, with only the artifact on
-``sys.path``. It performs the streaming loop's init (``load_application``), then reads what the SDK
-registered (providers and their predefined models) and writes one JSON document to OUT_JSON:
-``{"ok": true, "sdk_version", "providers": [{"name", "models"}]}`` or ``{"ok": false, "error"}``.
+``sys.path``. Before any plugin code runs it leaves the host's network: a fresh network namespace has one
+loopback interface, down, so the plugin can fetch nothing and reach no credentials endpoint
+(docs/security.md#build-time-trust-model). Then it performs the streaming loop's init
+(``load_application``), reads what the SDK registered (providers and their predefined models) and
+writes one JSON document to OUT_JSON: ``{"ok": true, "sdk_version", "providers": [{"name",
+"models"}]}``, ``{"ok": false, "error"}``, or ``{"ok": false, "sandbox": why}`` (exit 3) when this
+host cannot give it a network namespace, in which case no plugin code ran.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 from typing import Any
 
 task_root, out_path = sys.argv[1], sys.argv[2]
+NO_SANDBOX = 3
 
 
 def _write(doc: dict[str, Any]) -> None:
@@ -40,6 +45,25 @@ def _providers() -> list[dict[str, Any]]:
             found.append({"name": str(name), "models": sorted(models)})
     return found
 
+
+def _leave_network() -> str:
+    """'' once this process is in a network namespace of its own, else why it could not be."""
+    unshare = getattr(os, "unshare", None)  # Python 3.12+, Linux
+    if unshare is None:
+        return "this Python cannot unshare"
+    # Root may make a network namespace directly; anyone else needs a user namespace around it.
+    flags = os.CLONE_NEWNET if os.geteuid() == 0 else os.CLONE_NEWUSER | os.CLONE_NEWNET
+    try:
+        unshare(flags)
+    except OSError as exc:
+        return f"unshare refused: {exc.strerror or type(exc).__name__}"
+    return ""
+
+
+why = _leave_network()
+if why:
+    _write({"ok": False, "sandbox": why})
+    sys.exit(NO_SANDBOX)
 
 # The runtime's bootstrap puts the task root first on sys.path, as ``python -m`` with cwd there does.
 sys.path.insert(0, task_root)

@@ -12,8 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,47 @@ def test_smoke_init_reports_the_plugins_own_error(build_cache: Path, tmp_path: P
     assert result.artifact.is_file()
     assert result.report.smoke["status"] == "skipped"
     assert "smoke init skipped: --no-smoke" in result.report.notes
+
+
+def test_smoke_init_runs_the_plugin_without_network(build_cache: Path, tmp_path: Path) -> None:
+    # A plugin whose import phones home (a loopback server stands in for the internet and the
+    # credentials endpoint): in the smoke init it has no network, so nothing arrives and the
+    # plugin, which raises if its request got through, still loads.
+    hits: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    plugin = tmp_path / "plugin"
+    shutil.copytree(WILD / "numpyheavy", plugin)
+    llm = plugin / "models" / "llm" / "llm.py"
+    phone_home = (
+        "import urllib.request as _u\n"
+        "try:\n"
+        f"    _u.urlopen('http://127.0.0.1:{server.server_address[1]}/canary', timeout=5)\n"
+        "except OSError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise RuntimeError('reached the network during the smoke init')\n"
+    )
+    llm.write_text(phone_home + llm.read_text())
+    try:
+        result = build(
+            plugin, tmp_path / "out", BuildOptions(arch="x86_64", python="3.12", cache_dir=build_cache)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []
+    assert result.report.smoke["status"] == "passed", result.report.smoke
 
 
 def test_foreign_architecture_is_skipped_with_a_note(built: Callable[[str, str], BuildResult]) -> None:

@@ -8,7 +8,13 @@ import pytest
 
 from dify_lambda.handlers.plugin import SUPPORTED_SDK
 from dify_lambda.packaging.build.options import Target
-from dify_lambda.packaging.build.smoke import SdkRangeError, check_sdk_range, lambda_environment
+from dify_lambda.packaging.build.smoke import (
+    SdkRangeError,
+    SmokeInitError,
+    check_sdk_range,
+    lambda_environment,
+    smoke_result,
+)
 
 TARGET = Target("x86_64", "3.12", 512, 900, "AWS_IAM")
 LOW, HIGH = SUPPORTED_SDK
@@ -55,3 +61,25 @@ def test_environment_is_lambdas_with_the_task_root_mapped() -> None:
     # Auth and secret settings would reach AWS at init: the smoke init proves loading, not auth.
     assert not {"AWS_LAMBDA_EXEC_WRAPPER", "DIFY_LAMBDA_URL_AUTH", "DIFY_LAMBDA_SECRET_ARN"} & set(env)
     assert not any(k.startswith("PYTHON") for k in env)
+
+
+def test_no_network_sandbox_is_a_skip_that_says_no_plugin_code_ran() -> None:
+    result = smoke_result({"ok": False, "sandbox": "unshare refused: Operation not permitted"}, "", 0.1)
+    assert result.status == "skipped"
+    assert result.note == (
+        "smoke init skipped: this host cannot cut the plugin off the network"
+        " (unshare refused: Operation not permitted); the plugin's code was not run here"
+    )
+
+
+def test_probe_results() -> None:
+    doc = {"ok": True, "sdk_version": "0.9.0", "providers": [{"name": "p", "models": ["llm/m"]}]}
+    passed = smoke_result(doc, "", 1.23456)
+    assert (passed.status, passed.seconds, passed.sdk_version) == ("passed", 1.235, "0.9.0")
+    assert passed.providers == {"p": ("llm/m",)}
+    with pytest.raises(
+        SmokeInitError, match=r"cannot load from the artifact: ImportError: no x \(--no-smoke"
+    ):
+        smoke_result({"ok": False, "error": "ImportError: no x"}, "", 0.1)
+    with pytest.raises(SmokeInitError, match="cannot load from the artifact: Segmentation fault"):
+        smoke_result(None, "noise\nSegmentation fault\n", 0.1)
