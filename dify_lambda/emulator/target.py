@@ -274,6 +274,9 @@ def _source_target(
     notes = []
     if python and python != here:
         notes.append(f"--python {python} ignored: a plugin source directory runs on this Python ({here})")
+    pin = _sdk_pin_note(path)
+    if pin:
+        notes.append(pin)
     repo = Path(__file__).resolve().parents[2]
     env = {
         # No template: every variable of the --env-vars file applies.
@@ -290,4 +293,48 @@ def _source_target(
         env=env,
         cwd=path,
         notes=notes,
+    )
+
+
+def _sdk_pin_note(path: Path) -> str | None:
+    """A note when the plugin pins a ``dify_plugin`` this environment's release does not satisfy.
+
+    A source directory runs on the SDK installed here, not on the one its requirements resolve to;
+    the built artifact carries the pinned one. Unreadable requirements give no note (build reports them).
+    """
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    from dify_lambda.errors import PackageError
+    from dify_lambda.packaging import requirements as reqs
+
+    try:
+        if (path / "requirements.txt").is_file():
+            lines = reqs.parse_requirements_text((path / "requirements.txt").read_bytes(), "requirements.txt")
+        elif (path / "uv.lock").is_file():
+            pyproject = path / "pyproject.toml"
+            text = reqs.requirements_from_uv_lock(
+                (path / "uv.lock").read_text("utf-8"),
+                reqs.project_name(pyproject.read_bytes() if pyproject.is_file() else None),
+            )
+            lines = reqs.parse_requirements_text(text.encode(), "uv.lock")
+        elif (path / "pyproject.toml").is_file():
+            lines = reqs.pyproject_dependencies((path / "pyproject.toml").read_text("utf-8"))
+        else:
+            return None
+    except (OSError, UnicodeDecodeError, PackageError, BuildError):
+        return None
+    wanted = [r for r in map(Requirement, lines) if canonicalize_name(r.name) == "dify-plugin"]
+    try:
+        here = metadata.version("dify_plugin")
+    except metadata.PackageNotFoundError:
+        here = ""
+    if not wanted or (here and all(r.specifier.contains(here, prereleases=True) for r in wanted)):
+        return None
+    pinned = ", ".join(str(r.specifier) or "any" for r in wanted)
+    return (
+        f"the plugin pins dify_plugin {pinned} but this environment has {here or 'none'}; a source directory"
+        " runs on this environment's SDK: build it and serve the artifact to run the pinned release"
     )

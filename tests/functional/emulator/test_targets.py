@@ -84,3 +84,31 @@ def test_a_directory_that_is_neither_is_refused(tmp_path: Path) -> None:
         resolve_target(tmp_path)
     with pytest.raises(ServeTargetError, match="no such file"):
         resolve_target(tmp_path / "missing")
+
+
+WILD = Path(__file__).resolve().parents[2] / "support" / "wild"
+
+
+@pytest.mark.parametrize(("plugin", "pinned"), [("mockgpt06", "<0.7.0,>=0.4.0"), ("uvlock09", "==0.9.0")])
+def test_source_pinning_another_sdk_says_so(plugin: str, pinned: str) -> None:
+    # These plugins pin releases this environment does not have: serving their source runs ours.
+    from importlib import metadata
+
+    target = resolve_target(WILD / plugin)
+    assert target.kind == "source"
+    note = next(n for n in target.notes if "pins dify_plugin" in n)
+    assert note.startswith(f"the plugin pins dify_plugin {pinned} but this environment has ")
+    assert metadata.version("dify_plugin") in note
+    assert note.endswith("build it and serve the artifact to run the pinned release")
+
+
+def test_source_whose_pin_this_sdk_satisfies_has_no_note(tmp_path: Path) -> None:
+    import shutil
+    from importlib import metadata
+
+    plugin = tmp_path / "plugin"
+    shutil.copytree(WILD / "mockgpt06", plugin)
+    (plugin / "requirements.txt").write_text(f"dify_plugin=={metadata.version('dify_plugin')}\nnumpy\n")
+    assert not [n for n in resolve_target(plugin).notes if "pins" in n]
+    (plugin / "requirements.txt").write_text("-r /etc/passwd\n")  # unreadable pins: the build reports them
+    assert not [n for n in resolve_target(plugin).notes if "pins" in n]
