@@ -87,6 +87,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     d.add_argument("--python", help="build: 3.12 or 3.13")
     d.add_argument("--cache-dir", type=Path, metavar="DIR", help="build: dependency cache directory")
     d.add_argument(
+        "--no-smoke",
+        action="store_true",
+        help="build: skip the smoke init (it runs the plugin here, without network)",
+    )
+    d.add_argument(
         "--build-dir", type=output_dir, metavar="DIR", help="build: output directory (default out/<name>)"
     )
     d.add_argument(
