@@ -11,9 +11,11 @@ too); deleting the ``serve`` directory is always safe while no ``serve`` runs.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -26,6 +28,10 @@ __all__ = ["SERVE_CACHE_DIR", "cached_unpack", "safe_extract", "sha256_of"]
 
 #: The sub-directory of the dify-lambda cache root (``--cache-dir``, shared with ``build``).
 SERVE_CACHE_DIR = "serve"
+#: Unpacked artifacts kept in the cache (each is the artifact's full unzipped size); older entries go
+#: once they have not been used for an hour (a ``serve`` started within that hour keeps its own).
+KEEP_ENTRIES = 8
+IDLE_BEFORE_EVICTION_S = 3600.0
 
 
 def sha256_of(path: Path) -> str:
@@ -76,6 +82,8 @@ def cached_unpack(archive: Path, cache_root: Path, check: Callable[[Path], None]
     digest = sha256_of(archive)
     entry = cache_root / SERVE_CACHE_DIR / digest
     if entry.is_dir():
+        os.utime(entry)  # the entry's mtime is its last use
+        _evict(entry.parent, entry)
         return entry, digest
     entry.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}-", dir=entry.parent))
@@ -93,4 +101,23 @@ def cached_unpack(archive: Path, cache_root: Path, check: Callable[[Path], None]
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+    os.utime(entry)
+    _evict(entry.parent, entry)
     return entry, digest
+
+
+def _evict(parent: Path, current: Path) -> None:
+    """Remove entries beyond the :data:`KEEP_ENTRIES` most recently used that sat idle for an hour."""
+    now = time.time()
+    entries = []
+    for child in parent.iterdir():
+        if child.name.startswith(".") or child == current:  # an unpack in progress, or this one
+            continue
+        try:
+            entries.append((child.stat().st_mtime, child))
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    for used, child in entries[KEEP_ENTRIES - 1 :]:
+        if now - used > IDLE_BEFORE_EVICTION_S:
+            shutil.rmtree(child, ignore_errors=True)

@@ -112,3 +112,60 @@ def test_source_whose_pin_this_sdk_satisfies_has_no_note(tmp_path: Path) -> None
     assert not [n for n in resolve_target(plugin).notes if "pins" in n]
     (plugin / "requirements.txt").write_text("-r /etc/passwd\n")  # unreadable pins: the build reports them
     assert not [n for n in resolve_target(plugin).notes if "pins" in n]
+
+
+def test_unpack_cache_keeps_recent_entries_and_drops_idle_old_ones(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from dify_lambda.emulator.unpack import (
+        IDLE_BEFORE_EVICTION_S,
+        KEEP_ENTRIES,
+        SERVE_CACHE_DIR,
+        cached_unpack,
+    )
+
+    tree = artifact_tree(tmp_path / "tree")
+    archive = zip_tree(tree, tmp_path / "function.zip")
+    cache = tmp_path / "cache"
+    parent = cache / SERVE_CACHE_DIR
+    parent.mkdir(parents=True)
+    now = time.time()
+    # Older unpacks: 10 idle for days, 2 used a minute ago (a serve may still run on them), and an
+    # unpack in progress (dot-named).
+    for i in range(12):
+        entry = parent / f"{i:064x}"
+        (entry / "plugin").mkdir(parents=True)
+        age = 60 if i < 2 else 86400 * (i + 1)
+        os.utime(entry, (now - age, now - age))
+    (parent / ".inprogress").mkdir()
+    entry, _ = cached_unpack(archive, cache, lambda _tree: None)
+    left = sorted(p.name for p in parent.iterdir())
+    assert entry.name in left and ".inprogress" in left
+    kept_old = [n for n in left if n not in (entry.name, ".inprogress")]
+    # The newest KEEP_ENTRIES - 1 others stay beside the one in use; idle older ones are gone.
+    assert kept_old == [f"{i:064x}" for i in range(KEEP_ENTRIES - 1)]
+    assert IDLE_BEFORE_EVICTION_S < 86400 * 2
+    # A second use of the same artifact finds it (and keeps it) without unpacking again.
+    marker = entry / "kept"
+    marker.write_text("x")
+    again, _ = cached_unpack(archive, cache, lambda _tree: None)
+    assert again == entry and marker.exists()
+
+
+def test_recently_used_entries_survive_beyond_the_cap(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from dify_lambda.emulator.unpack import KEEP_ENTRIES, SERVE_CACHE_DIR, cached_unpack
+
+    archive = zip_tree(artifact_tree(tmp_path / "tree"), tmp_path / "function.zip")
+    parent = tmp_path / "cache" / SERVE_CACHE_DIR
+    parent.mkdir(parents=True)
+    now = time.time()
+    for i in range(KEEP_ENTRIES + 4):
+        entry = parent / f"{i:064x}"
+        entry.mkdir()
+        os.utime(entry, (now - 30, now - 30))  # all in use a moment ago
+    cached_unpack(archive, tmp_path / "cache", lambda _tree: None)
+    assert len(list(parent.iterdir())) == KEEP_ENTRIES + 5
