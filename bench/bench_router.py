@@ -37,6 +37,7 @@ from dify_lambda import wire
 from dify_lambda.handlers.chunked import LAST_CHUNK, encode_chunk
 from dify_lambda.router import Router, StreamEvent
 from dify_lambda.router.routes import parse_route_table
+from dify_lambda.router.transport import DeadlineTransport
 
 PLUGIN = "bench/plugin"
 DATA = {"provider": "bench", "model_type": "llm", "model": "m", "credentials": {}, "prompt_messages": []}
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             {"routes": {PLUGIN: {"deployments": [{"url": base, "auth": "none"}]}}}, source="bench"
         )
         limits = httpx.Limits(max_connections=args.streams + 10, max_keepalive_connections=args.streams + 10)
-        with Router(table, limits=limits) as router:
+        with Router(table, transport=DeadlineTransport(limits=limits)) as router:
             results = {
                 "overhead": bench_overhead(base, args.calls, router),
                 "concurrency": bench_concurrency(router, args.streams, args.events),

@@ -46,8 +46,11 @@ def reads_within(seconds: float) -> Iterator[None]:
 
 def read_within(chunks: Iterator[bytes], seconds: float) -> bytes | None:
     """The next body chunk (None at the end), read under a ``seconds`` read timeout."""
-    with reads_within(seconds):
+    token = _READ_TIMEOUT.set(seconds if seconds > 0.001 else 0.001)  # once per read: no context manager
+    try:
         return next(chunks, None)
+    finally:
+        _READ_TIMEOUT.reset(token)
 
 
 class _Stream(httpcore.NetworkStream):
