@@ -81,12 +81,17 @@ def cached_unpack(archive: Path, cache_root: Path, check: Callable[[Path], None]
     """
     digest = sha256_of(archive)
     entry = cache_root / SERVE_CACHE_DIR / digest
-    if entry.is_dir():
-        os.utime(entry)  # the entry's mtime is its last use
-        _evict(entry.parent, entry)
-        return entry, digest
+    if not entry.is_dir():
+        _publish(archive, entry, check)
+    os.utime(entry)  # the entry's mtime is its last use
+    _evict(entry.parent, entry)
+    return entry, digest
+
+
+def _publish(archive: Path, entry: Path, check: Callable[[Path], None]) -> None:
+    """Unpack ``archive`` beside ``entry``, check it, and rename it into place."""
     entry.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}-", dir=entry.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name[:16]}-", dir=entry.parent))
     try:
         scratch.chmod(0o755)  # mkdtemp's 0700 would differ from an unzipped /var/task
         safe_extract(archive, scratch)
@@ -101,9 +106,6 @@ def cached_unpack(archive: Path, cache_root: Path, check: Callable[[Path], None]
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    os.utime(entry)
-    _evict(entry.parent, entry)
-    return entry, digest
 
 
 def _evict(parent: Path, current: Path) -> None:
