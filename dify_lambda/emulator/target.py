@@ -311,20 +311,14 @@ def _sdk_pin_note(path: Path) -> str | None:
     from dify_lambda.packaging import requirements as reqs
 
     try:
-        if (path / "requirements.txt").is_file():
-            lines = reqs.parse_requirements_text((path / "requirements.txt").read_bytes(), "requirements.txt")
-        elif (path / "uv.lock").is_file():
-            pyproject = path / "pyproject.toml"
-            text = reqs.requirements_from_uv_lock(
-                (path / "uv.lock").read_text("utf-8"),
-                reqs.project_name(pyproject.read_bytes() if pyproject.is_file() else None),
-            )
-            lines = reqs.parse_requirements_text(text.encode(), "uv.lock")
-        elif (path / "pyproject.toml").is_file():
-            lines = reqs.pyproject_dependencies((path / "pyproject.toml").read_text("utf-8"))
-        else:
+        # The requirements the package step would ship, chosen by the same rule (requirements.txt first).
+        files = {n: (path / n).read_bytes() for n in reqs.REQUIREMENT_SOURCES if (path / n).is_file()}
+        generated = reqs.generate_requirements(path, files, exporter=None)
+        text = generated.content if generated else files.get("requirements.txt")
+        if text is None:
             return None
-    except (OSError, UnicodeDecodeError, PackageError, BuildError):
+        lines = reqs.parse_requirements_text(text, "requirements")
+    except (OSError, PackageError, BuildError):
         return None
     wanted = [r for r in map(Requirement, lines) if canonicalize_name(r.name) == "dify-plugin"]
     try:

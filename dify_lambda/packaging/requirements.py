@@ -29,6 +29,7 @@ __all__ = [
     "MAX_LINE_CHARS",
     "MAX_REQUIREMENTS",
     "MAX_REQUIREMENTS_BYTES",
+    "REQUIREMENT_SOURCES",
     "UV_EXPORT_ARGS",
     "GeneratedRequirements",
     "UvExporter",
@@ -56,6 +57,8 @@ UV_EXPORT_ARGS = (
     "--no-header",
     "--no-annotate",
 )
+#: The files :func:`generate_requirements` reads from a plugin's packaged set.
+REQUIREMENT_SOURCES = ("requirements.txt", "pyproject.toml", "uv.lock")
 #: Caps on one requirements source: far above any real plugin (official ones list under 100 lines).
 MAX_REQUIREMENTS_BYTES = 256 * 1024
 MAX_REQUIREMENTS = 1000
