@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dify_lambda.cli.options import architecture, function_name, output_dir, positive_int
 from dify_lambda.cli.output import add_json_flag, print_json
 from dify_lambda.cli.progress import Reporter, reporter_for
 from dify_lambda.wire import MIB
+
+if TYPE_CHECKING:
+    from dify_lambda.infra.builder import Builder
 
 __all__ = ["register"]
 
@@ -31,6 +34,29 @@ _positive_int = positive_int
 def _aws_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
     p.add_argument("--profile", help="AWS profile from the shared config")
+
+
+def _build_arguments(p: argparse.ArgumentParser) -> None:
+    """The build options of the commands that build a package before deploying it (deploy, connector)."""
+    p.add_argument(
+        "--arch", type=architecture, help="build: x86_64 (amd64) or arm64 (aarch64); default the manifest's"
+    )
+    p.add_argument("--python", help="build: 3.12 or 3.13; default the manifest's")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="build: dependency cache directory")
+    p.add_argument(
+        "--no-smoke",
+        action="store_true",
+        help="build: skip the smoke init, the one step that runs the plugin's code here (without network)",
+    )
+
+
+def _builder(args: argparse.Namespace) -> Builder:
+    """A package builder with the options :func:`_build_arguments` added."""
+    from dify_lambda.infra.builder import packaging_builder
+
+    return packaging_builder(
+        arch=args.arch, python=args.python, cache_dir=args.cache_dir, smoke=not args.no_smoke
+    )
 
 
 def _reporter(args: argparse.Namespace) -> Reporter:
@@ -83,14 +109,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE", help="extra environment"
     )
     d.add_argument("--rotate-secret", action="store_true", help="NONE auth: generate a new path secret")
-    d.add_argument("--arch", type=architecture, help="build: x86_64 (amd64) or arm64 (aarch64)")
-    d.add_argument("--python", help="build: 3.12 or 3.13")
-    d.add_argument("--cache-dir", type=Path, metavar="DIR", help="build: dependency cache directory")
-    d.add_argument(
-        "--no-smoke",
-        action="store_true",
-        help="build: skip the smoke init (it runs the plugin here, without network)",
-    )
+    _build_arguments(d)
     d.add_argument(
         "--build-dir", type=output_dir, metavar="DIR", help="build: output directory (default out/<name>)"
     )
@@ -168,14 +187,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--role-arn", help="execution role for launched functions (default: one role per function)"
     )
     c.add_argument("--bucket", help="S3 bucket for artifacts over 50 MB")
-    c.add_argument("--arch", type=architecture, help="build architecture (default from the manifest)")
-    c.add_argument("--python", help="build Python (default from the manifest)")
-    c.add_argument("--cache-dir", type=Path, metavar="DIR", help="dependency cache directory")
-    c.add_argument(
-        "--no-smoke",
-        action="store_true",
-        help="skip the smoke init, the one step that runs the uploaded plugin's code here (without network)",
-    )
+    _build_arguments(c)
     c.add_argument(
         "--launch-timeout",
         type=_positive_int,
@@ -230,7 +242,7 @@ def _result_json(result: Any, published: list[str]) -> dict[str, Any]:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from dify_lambda.infra.builder import BuildRequest, load_build_output, packaging_builder
+    from dify_lambda.infra.builder import BuildRequest, load_build_output
     from dify_lambda.infra.models import DeployOptions
     from dify_lambda.infra.routes import publish_to_file, publish_to_ssm
     from dify_lambda.packaging.build import REPORT_FILE
@@ -246,10 +258,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             package = open_package(source)
             out_dir = args.build_dir or Path("out") / package.manifest.name
             progress(f"building {package.unique_identifier} into {out_dir}")
-            builder = packaging_builder(
-                arch=args.arch, python=args.python, cache_dir=args.cache_dir, smoke=not args.no_smoke
-            )
-            artifact = builder(
+            artifact = _builder(args)(
                 BuildRequest(package=package, out_dir=out_dir, url_auth=args.url_auth or "AWS_IAM"), progress
             )
         deployer = _deployer(args, bucket=args.bucket, create_bucket=not args.no_create_bucket)
@@ -414,7 +423,6 @@ def cmd_connector(args: argparse.Namespace) -> int:
     import os
 
     from dify_lambda.errors import UsageError
-    from dify_lambda.infra.builder import packaging_builder
     from dify_lambda.infra.connector.server import make_server, serve_until_signalled
     from dify_lambda.infra.connector.service import ConnectorSettings, LaunchService
 
@@ -428,10 +436,7 @@ def cmd_connector(args: argparse.Namespace) -> int:
         role_arn=args.role_arn,
         launch_budget_s=float(args.launch_timeout),
     )
-    builder = packaging_builder(
-        arch=args.arch, python=args.python, cache_dir=args.cache_dir, smoke=not args.no_smoke
-    )
-    service = LaunchService(_deployer(args, bucket=args.bucket), builder, settings)
+    service = LaunchService(_deployer(args, bucket=args.bucket), _builder(args), settings)
     server = make_server(
         args.host,
         args.port,
